@@ -1,0 +1,236 @@
+"""The artifact store: config-keyed, checksummed, atomically written cache entries.
+
+An entry is a directory ``<root>/<kind>/<key>/`` holding safetensors files and a
+``manifest.json`` (config, per-file sha256 and size, free-form metadata). The key
+is a hash of the exact config, so a changed setting is a new entry. Entries are
+built in a temporary directory and renamed into place, so a reader never sees a
+half-written entry; builders of the same key take a file lock, so two processes
+never build it twice or interleave their writes. Every read verifies checksums;
+a corrupt or truncated entry is reported, removed and rebuilt.
+
+Multi-stage studies resume for free: each finished stage is an entry, so a rerun
+after an interruption hits the cache for every stage that had finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock
+from safetensors.torch import load_file, save_file
+
+log = logging.getLogger("interp.store")
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+Tensors = dict[str, torch.Tensor]
+
+
+class CorruptEntry(Exception):
+    """A cache entry whose files do not match its manifest."""
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("INTERP_CACHE", "cache")).resolve()
+
+
+def canonical(obj: Any) -> Any:
+    """A JSON-able, order-stable view of a config (dataclasses, paths, tuples)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return canonical(dataclasses.asdict(obj))
+    if isinstance(obj, Mapping):
+        return {str(k): canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [canonical(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float):
+        return float(repr(obj))  # repr round-trips; keeps 1e-3 and 0.001 the same key
+    return obj
+
+
+def config_key(kind: str, config: Any) -> str:
+    blob = json.dumps({"kind": kind, "config": canonical(config), "v": FORMAT_VERSION},
+                      sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclasses.dataclass
+class Entry:
+    """A verified entry on disk. ``files`` maps a name to its safetensors path."""
+
+    kind: str
+    key: str
+    path: Path
+    manifest: dict
+
+    @property
+    def meta(self) -> dict:
+        return self.manifest.get("meta", {})
+
+    @property
+    def files(self) -> dict[str, Path]:
+        return {name: self.path / f"{name}.safetensors" for name in self.manifest["files"]}
+
+    def load(self, name: str = "tensors") -> Tensors:
+        if name not in self.manifest["files"]:
+            raise KeyError(f"entry {self.kind}/{self.key} has no file {name!r}; "
+                           f"it has {sorted(self.manifest['files'])}")
+        return load_file(str(self.files[name]))
+
+
+class Store:
+    """Config-keyed artifact store rooted at ``root`` (default ``$INTERP_CACHE`` or ./cache)."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root).resolve() if root is not None else default_root()
+        self.hits = 0
+        self.misses = 0
+
+    # ---------------------------------------------------------------- paths
+    def entry_dir(self, kind: str, key: str) -> Path:
+        return self.root / kind / key
+
+    def _lock(self, kind: str, key: str) -> FileLock:
+        (self.root / kind).mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.root / kind / f"{key}.lock"))
+
+    # ---------------------------------------------------------------- read
+    def _verify(self, kind: str, key: str) -> Entry:
+        path = self.entry_dir(kind, key)
+        try:
+            manifest = json.loads((path / MANIFEST).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise CorruptEntry(f"unreadable manifest: {e}") from e
+        for name, info in manifest.get("files", {}).items():
+            f = path / f"{name}.safetensors"
+            if not f.exists():
+                raise CorruptEntry(f"missing file {f.name}")
+            if f.stat().st_size != info["size"]:
+                raise CorruptEntry(f"{f.name} is {f.stat().st_size} bytes, manifest says "
+                                   f"{info['size']} (truncated?)")
+            if sha256_file(f) != info["sha256"]:
+                raise CorruptEntry(f"{f.name} fails its sha256 checksum")
+        return Entry(kind, key, path, manifest)
+
+    def get(self, kind: str, config: Any) -> Entry | None:
+        """The verified entry for (kind, config), or None. A corrupt entry is removed."""
+        key = config_key(kind, config)
+        if not self.entry_dir(kind, key).exists():
+            return None
+        try:
+            return self._verify(kind, key)
+        except CorruptEntry as e:
+            log.warning("cache: corrupt entry %s/%s (%s); removing it so it is rebuilt",
+                        kind, key, e)
+            shutil.rmtree(self.entry_dir(kind, key), ignore_errors=True)
+            return None
+
+    # ---------------------------------------------------------------- write
+    def put(self, kind: str, config: Any, files: Mapping[str, Tensors],
+            meta: dict | None = None) -> Entry:
+        """Write an entry atomically: build it in a temp dir, then rename into place."""
+        key = config_key(kind, config)
+        final = self.entry_dir(kind, key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            info = {}
+            for name, tensors in files.items():
+                f = tmp / f"{name}.safetensors"
+                save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(f))
+                info[name] = {"sha256": sha256_file(f), "size": f.stat().st_size}
+            manifest = {"kind": kind, "key": key, "config": canonical(config), "files": info,
+                        "meta": canonical(meta or {}), "created": time.time(),
+                        "format": FORMAT_VERSION}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+            if final.exists():  # a stale (corrupt) entry; a valid one is never overwritten
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return self._verify(kind, key)
+
+    def get_or_build(self, kind: str, config: Any,
+                     build: Callable[[], tuple[Mapping[str, Tensors], dict]]) -> Entry:
+        """The cached entry, or run ``build() -> (files, meta)`` under a lock and store it."""
+        key = config_key(kind, config)
+        entry = self.get(kind, config)
+        if entry is not None:
+            self.hits += 1
+            log.info("cache hit  %s/%s", kind, key)
+            return entry
+        with self._lock(kind, key):
+            # holding the lock, any temp dir for this key is left over from a killed writer
+            for stale in self.entry_dir(kind, key).parent.glob(f".tmp-{key}-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            entry = self.get(kind, config)  # another process may have built it meanwhile
+            if entry is not None:
+                self.hits += 1
+                log.info("cache hit  %s/%s (built by another process)", kind, key)
+                return entry
+            self.misses += 1
+            log.info("cache miss %s/%s: building", kind, key)
+            files, meta = build()
+            return self.put(kind, config, files, meta)
+
+    # ---------------------------------------------------------------- listing
+    def entries(self) -> list[Entry]:
+        out = []
+        if not self.root.exists():
+            return out
+        for kind_dir in sorted(p for p in self.root.rglob(MANIFEST)):
+            path = kind_dir.parent
+            try:
+                manifest = json.loads(kind_dir.read_text())
+                out.append(Entry(manifest["kind"], manifest["key"], path, manifest))
+            except (OSError, json.JSONDecodeError, KeyError):
+                continue
+        return out
+
+    def remove(self, entry: Entry) -> None:
+        shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def save_state_dict(path: Path, state: Tensors) -> None:
+    """Atomic safetensors write outside the store (run directories)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp))
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomic JSON write: a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(canonical(obj), indent=2))
+    os.replace(tmp, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
