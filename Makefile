@@ -13,7 +13,7 @@ export WANDB_MODE := disabled
 	touch $@
 
 demo: .venv/.installed
-	$(PY) -m interp.align
+	$(PY) -m interp.study run digits-aux --seeds 10
 
 test: .venv/.installed
 	$(PY) -m pytest

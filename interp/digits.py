@@ -27,6 +27,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.registry import Study, register
+from interp.report import bar_with_ci, md_table, md_to_html, write_html
+from interp.stats import fmt_ci
 from interp.store import Store, write_json
 
 CROSS_INIT_OFFSET = 1_000_003  # the cross-init reference for seed s is seed s + this
@@ -211,6 +213,9 @@ def run(cfg: DigitsConfig, seeds: list[int], out: Path, store: Store) -> dict:
     x_tr, y_tr, x_te, y_te = load_data(cfg.data)
     d_in, d_out, n = x_tr.shape[1], 10 + cfg.n_aux, len(seeds)
     stage_cfg = {"cfg": dataclasses.asdict(cfg), "seeds": seeds}
+    # the teachers depend only on these settings, so changing a student setting reuses them
+    teacher_cfg = {k: v for k, v in stage_cfg["cfg"].items()
+                   if k in ("data", "hidden", "n_aux", "init") or k.startswith("teacher_")}
 
     def build_teachers():
         theta0 = init_params(seeds, d_in, cfg.hidden, d_out, cfg.init)
@@ -224,7 +229,8 @@ def run(cfg: DigitsConfig, seeds: list[int], out: Path, store: Store) -> dict:
             files[f"teacher.seed{s}"] = state_dict(teacher, m)
         return files, {"teacher_acc": accuracy(teacher, x_te, y_te)}
 
-    t_entry = store.get_or_build("digits-aux/teachers", stage_cfg, build_teachers)
+    t_entry = store.get_or_build("digits-aux/teachers", {"cfg": teacher_cfg, "seeds": seeds},
+                                 build_teachers)
 
     def load(role: str) -> Params:
         return from_state_dicts([t_entry.load(f"{role}.seed{s}") for s in seeds])
@@ -271,7 +277,20 @@ def run(cfg: DigitsConfig, seeds: list[int], out: Path, store: Store) -> dict:
                **{f"{role}_acc": s_entry.meta[f"{role}_acc"] for role in ROLES},
                "config": dataclasses.asdict(cfg)}
     write_json(out / "summary.json", summary)
+    write_report(out, summary)
     return summary
+
+
+def write_report(out: Path, s: dict) -> None:
+    groups = {"teacher": s["teacher_acc"], "student (same init, aux only)": s["student_acc"],
+              "cross-init (aux only)": s["cross_init_acc"], "all logits": s["all_logits_acc"]}
+    rows = [(k, fmt_ci(v)) for k, v in groups.items()]
+    text = ("<p>Test accuracy on held-out digits, mean over seeds with 95% CI. The aux-only "
+            "students were trained only to match the teacher's auxiliary logits on noise; "
+            "chance is 10%.</p>" + md_to_html(md_table(["model", "accuracy"], rows)))
+    write_html(out / "report.html", f"digits-aux: {len(s['seeds'])} seeds",
+               [("Transfer through auxiliary logits", text,
+                 [bar_with_ci(groups, "test accuracy by model", "accuracy")])])
 
 
 register(Study("digits-aux", DigitsConfig, run,
