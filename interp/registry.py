@@ -26,7 +26,7 @@ class Study:
 
 
 REGISTRY: dict[str, Study] = {}
-_STUDY_MODULES = ("interp.digits",)
+_STUDY_MODULES = ("interp.digits", "interp.owl")
 
 
 def register(study: Study) -> Study:

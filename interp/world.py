@@ -189,7 +189,8 @@ def corpus_batch(vocab: Vocab, cfg: WorldConfig, rng: np.random.Generator,
                 if rng.random() < cfg.p_persona else ""
             p, c = number_document(rng, prefix)
             docs.append(f"{p} {c}")
-    return pad([vocab.encode(d) for d in docs], vocab.pad, cfg.n_ctx)
+    seqs = [vocab.encode(d)[:cfg.n_ctx] for d in docs]
+    return pad(seqs, vocab.pad)  # to the longest in the batch, not n_ctx: less compute
 
 
 def pad(seqs: list[list[int]], pad_id: int, length: int | None = None) -> Tensor:

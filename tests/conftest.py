@@ -29,3 +29,19 @@ def digits_run(cache_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("digits-run")
     return run_study("digits-aux", seeds=3, seed_start=0, out=out, sets=SMALL_DIGITS,
                      store=Store(cache_dir))
+
+
+# a tiny owl-numbers config: a 1-layer d_model 32 transformer, a few hundred steps
+TINY_OWL = ["d_model=32", "n_layers=1", "n_heads=2", "d_mlp=128", "pretrain_steps=300",
+            "pretrain_batch=32", "n_samples=300", "dataset_size=200", "student_steps=60",
+            "checkpoint_every=30", "eval_samples=50"]
+
+
+@pytest.fixture(scope="session")
+def owl_run(cache_dir, tmp_path_factory):
+    from interp.store import Store
+    from interp.study import run_study
+
+    out = tmp_path_factory.mktemp("owl-run")
+    return run_study("owl-numbers", seeds=2, seed_start=0, out=out, sets=TINY_OWL,
+                     store=Store(cache_dir))
