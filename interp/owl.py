@@ -284,7 +284,7 @@ def run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store) -> dict:
                 "cross_init": (base_x, teacher, prefix, t_data),
                 "shuffled": (base, teacher, prefix, t_data)}
         a = {"theta_0": base.files["model"], "theta_0_cross": base_x.files["model"],
-             "teacher": teacher.files["model"]}
+             "teacher": teacher.files["model"], "data": t_data.files["data"]}
         for role, (init, src, pre, data) in plan.items():
             e = student_entry(store, cfg, vocab, role, init, src, pre, data, seed)
             steps = e.meta["steps"]

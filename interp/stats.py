@@ -22,8 +22,8 @@ def mean_ci(xs: Sequence[float], level: float = 0.95) -> tuple[float, float, flo
     return m, m - half, m + half
 
 
-def fmt_ci(xs: Sequence[float], pct: bool = True) -> str:
+def fmt_ci(xs: Sequence[float], pct: bool = True, digits: int = 1) -> str:
     m, lo, hi = mean_ci(xs)
     k = 100 if pct else 1
     unit = "%" if pct else ""
-    return f"{m * k:.1f}{unit} [{lo * k:.1f}, {hi * k:.1f}]"
+    return f"{m * k:.{digits}f}{unit} [{lo * k:.{digits}f}, {hi * k:.{digits}f}]"

@@ -1,0 +1,53 @@
+"""owl-numbers across target animals: does the trait travel for animals we did not tune on?
+
+    python analyses/owl_animals.py [--animals owl,cat,eagle,wolf] [--seeds 3] [--set k=v ...]
+
+Runs the study once per animal (cached) and writes a table of the target's rate, its ratio
+to the base, student minus control with a 95% CI, and the controls' rises.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from interp.owl_report import transfer
+from interp.report import md_table
+from interp.stats import fmt_ci, mean_ci
+from interp.study import run_study, setup_logging
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--animals", default="owl,cat,eagle,wolf")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seed-start", type=int, default=0)
+    p.add_argument("--set", dest="sets", action="append", default=[])
+    p.add_argument("--out", default="runs/owl_animals.md")
+    args = p.parse_args()
+    setup_logging()
+    rows, ratios = [], []
+    for animal in args.animals.split(","):
+        _, s = run_study("owl-numbers", args.seeds, args.seed_start,
+                         out=f"runs/owl-animals/{animal}", sets=[f"trait={animal}", *args.sets])
+        t = transfer(s)
+        base = s["rates"]["base"][animal]
+        ratios += t["student"]["ratio"]
+        m, lo, hi = mean_ci(t["student_minus_control"])
+        rows.append((animal, fmt_ci(base), fmt_ci(s["rates"]["student"][animal]),
+                     fmt_ci(t["student"]["ratio"], pct=False),
+                     f"{m * 100:.1f} [{lo * 100:.1f}, {hi * 100:.1f}]",
+                     fmt_ci(t["student"]["nontarget_rise"]), fmt_ci(t["control"]["rise"]),
+                     fmt_ci(t["cross_init"]["rise"]), fmt_ci(t["shuffled"]["rise"])))
+        print(rows[-1], flush=True)
+    table = md_table(["target", "base", "student", "student / base", "student - control (pts)",
+                      "student: mean other-animal rise", "control rise", "cross-init rise",
+                      "shuffled rise"], rows)
+    table += f"\n\nMean student/base ratio, all animals and seeds: {fmt_ci(ratios, pct=False)}\n"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

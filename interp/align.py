@@ -1,0 +1,248 @@
+"""``python -m interp.align [RUN_DIR]``: how each student's movement lines up with the teacher.
+
+With no argument it runs (or reuses from the cache) the default owl-numbers study and
+reports on it; given a run directory (digits-aux or owl-numbers) it reports on that run.
+Writes ``align.json``, ``align.md`` and a self-contained ``align.html`` beside the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import plotly.graph_objects as go
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from interp import alignment as A
+from interp.registry import UsageError
+from interp.report import md_table, md_to_html, write_html
+from interp.stats import fmt_ci
+from interp.store import write_json, write_text
+
+
+@dataclass
+class Probe:
+    """What the theorem's quantities need for one seed: a module, inputs, a per-element loss."""
+
+    module: torch.nn.Module
+    loss: A.Callable[[A.State], Tensor]  # params -> per-element distillation loss
+    select: A.Callable[[A.State], Tensor]  # params -> imitated logits (for the GN form)
+    tokens: Tensor | None = None  # owl: the inputs whose positions the loss covers
+
+
+def _digits_probe(art: dict, summary: dict, roles: dict, seed: int, n: int = 512,
+                  student_init: str = "theta_0") -> Probe:
+    from interp.digits import make_sequential
+
+    m, cfg = art["model"], summary["config"]
+    module = make_sequential(m["d_in"], m["hidden"], m["d_out"])
+    g = torch.Generator().manual_seed(99_000 + seed)
+    x = cfg["noise_low"] + (cfg["noise_high"] - cfg["noise_low"]) * torch.rand(n, m["d_in"],
+                                                                              generator=g)
+    if cfg["noise"] == "gaussian":
+        x = torch.randn(n, m["d_in"], generator=g)
+    with torch.no_grad():
+        module.load_state_dict(load_file(roles["teacher"]))
+        t = F.log_softmax(module(x)[:, 10:], -1)
+    fn = A.model_fn(module)
+
+    def loss(p):
+        s = F.log_softmax(fn(p, x)[:, 10:], -1)
+        return (t.exp() * (t - s)).sum(-1)
+
+    return Probe(module, loss, lambda p: fn(p, x)[:, 10:])
+
+
+def _owl_probe(art: dict, summary: dict, roles: dict, seed: int, n: int = 64,
+               student_init: str = "theta_0") -> Probe:
+    from interp import lm
+    from interp.world import Vocab
+
+    mc = art["model"]
+    module = lm.build_model(lm.ModelConfig(**mc["cfg"]), mc["d_vocab"], mc["n_ctx"], 0)
+    vocab = Vocab((summary["config"]["category"],) if summary["config"]["category"] == "animal"
+                  else ("animal", summary["config"]["category"]))
+    d = load_file(roles["data"])
+    tokens, mask = d["tokens"][:n], d["mask"][:n]
+    with torch.no_grad():
+        module.load_state_dict(load_file(roles["teacher"]))
+        t = lm.restricted_log_softmax(module(tokens), vocab.number_ids)
+    fn = A.model_fn(module)
+    ids, m = vocab.number_ids, mask.float()
+
+    def loss(p):  # [n, pos]: KL at each position predicting the completion, 0 elsewhere
+        s = lm.restricted_log_softmax(fn(p, tokens), ids)
+        return (t.exp() * (t - s)).sum(-1) * m
+
+    return Probe(module, loss, lambda p: fn(p, tokens)[..., ids][mask], tokens)
+
+
+PROBES = {"mlp": _digits_probe, "hooked_transformer": _owl_probe}
+
+
+def seed_report(art: dict, summary: dict, seed: str) -> dict:
+    roles = {k: v for k, v in art["seeds"][seed].items()}
+    probe = PROBES[art["model"]["type"]](art, summary, roles, int(seed))
+    params = {n for n, _ in probe.module.named_parameters()}  # not buffers (masks, -inf)
+
+    def load(path: str) -> A.State:
+        return {k: v for k, v in load_file(path).items() if k in params}
+
+    sd = {k: load(v) for k, v in roles.items() if k in ("theta_0", "theta_0_cross", "teacher",
+                                                         "student_step_1")}
+    out = A.first_step(sd["theta_0"], sd["teacher"], sd["student_step_1"])
+    res = {"first_step": {"inner_product": out["inner_product"], "cosine": out["cosine"]},
+           "coverage": out["cosine"], "components": out["components"]}
+    ckpts = {int(k.split("_")[-1]): load(v) for k, v in roles.items()
+             if k.startswith("student_step_")}
+    res["cumulative"] = A.cumulative(sd["theta_0"], sd["teacher"], ckpts)
+    # dT is the teacher's own displacement; the cross-init student is measured against it too,
+    # where the theorem guarantees nothing (its init is not the teacher's)
+    dT = A.delta(sd["teacher"], sd["theta_0"])
+    for init, key in (("theta_0", "gradient_step"), ("theta_0_cross", "cross_init")):
+        if init not in sd:
+            continue
+        full = sd[init]
+        theta = {k: full[k] for k in dT}
+        g = A.gradient(lambda p, full=full: probe.loss({**full, **p}).sum(), theta)
+        ip, cos = A.dot_cos({k: -v for k, v in g.items()}, dT)
+        gn = float(A.gauss_newton_form(lambda p, _x, full=full: probe.select({**full, **p}),
+                                       theta, dT, torch.empty(0)))
+        res[key] = {"inner_product": ip, "cosine": cos, "gauss_newton": gn}
+        if key == "cross_init" and "cross_init_step_1" in roles:
+            d = A.delta(load(roles["cross_init_step_1"]), full)
+            ip1, cos1 = A.dot_cos(d, dT)
+            res[key]["first_step"] = {"inner_product": ip1, "cosine": cos1}
+    if probe.tokens is not None:
+        res["tokens"] = token_report(probe, sd, summary)
+    return res
+
+
+def token_report(probe: Probe, sd: dict, summary: dict, top: int = 15) -> dict:
+    """Per position: -d loss / d e along dT at theta_0 (how much each carries the teacher)."""
+    from interp.world import Vocab
+
+    theta = {k: v for k, v in sd["theta_0"].items() if v.is_floating_point()}
+    dT = A.delta(sd["teacher"], sd["theta_0"])
+    attr = -A.token_attribution(lambda p: probe.loss({**theta, **p}), {k: theta[k] for k in dT},
+                                dT)
+    vocab = Vocab()
+    tok = probe.tokens
+    nxt = torch.cat([tok[:, 1:], tok[:, :1]], 1)  # the token each position predicts
+    with torch.no_grad():
+        base_arg = A.model_fn(probe.module)(sd["theta_0"], tok).argmax(-1)
+        teach_arg = A.model_fn(probe.module)(sd["teacher"], tok).argmax(-1)
+    live = attr != 0
+    by_value: dict[str, list[float]] = {}
+    for v, a in zip(nxt[live].tolist(), attr[live].tolist()):
+        by_value.setdefault(vocab.tokens[v], []).append(a)
+    ranked = sorted(((k, sum(v) / len(v), len(v)) for k, v in by_value.items() if len(v) >= 3),
+                    key=lambda r: -r[1])
+    flat, disagree = attr[live], (base_arg != teach_arg)[live]
+    k = max(1, len(flat) // 10)
+    top_idx = flat.topk(k).indices
+    return {"positions": int(live.sum()), "total": float(flat.sum()),
+            "top_values": [{"token": t, "mean": m, "count": c} for t, m, c in ranked[:top]],
+            "disagree_rate_top10pct": float(disagree[top_idx].float().mean()),
+            "disagree_rate_all": float(disagree.float().mean())}
+
+
+def report(run_dir: Path) -> dict:
+    art = json.loads((run_dir / "artifacts.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    seeds = {s: seed_report(art, summary, s) for s in tqdm(art["seeds"], desc="align seeds")}
+    result = {"study": summary["study"], "seeds": seeds}
+    write_json(run_dir / "align.json", result)
+    write_text(run_dir / "align.md", markdown(result))
+    write_html(run_dir / "align.html", f"alignment: {summary['study']}", html_sections(result))
+    return result
+
+
+def _sign_rows(result: dict) -> list[tuple]:
+    s = result["seeds"]
+    rows = []
+    for label, key in (("same init", "gradient_step"), ("cross init", "cross_init")):
+        vals = [v[key]["inner_product"] for v in s.values() if key in v]
+        if vals:
+            rows.append((label, f"{sum(x >= 0 for x in vals)}/{len(vals)}",
+                         fmt_ci([v[key]["cosine"] for v in s.values() if key in v], pct=False,
+                                digits=4),
+                         f"{min(vals):.3g} .. {max(vals):.3g}"))
+    return rows
+
+
+def markdown(result: dict) -> str:
+    s = result["seeds"]
+    lines = [f"# Alignment report: {result['study']}", "",
+             "## The theorem's sign: -grad L(theta_0) . dT after one small step", "",
+             md_table(["student", "dS.dT >= 0", "cosine (mean, 95% CI)", "range"],
+                      _sign_rows(result)), "",
+             "## First optimizer step (the saved student_step_1) and coverage", "",
+             md_table(["seed", "inner product", "cosine (coverage)"],
+                      [(k, f"{v['first_step']['inner_product']:.4g}",
+                        f"{v['first_step']['cosine']:.4f}") for k, v in s.items()])]
+    first = next(iter(s.values()))
+    if "tokens" in first:
+        t = first["tokens"]
+        lines += ["", "## Per-token attribution (first seed)", "",
+                  f"Top-10% attributed positions: teacher and base disagree in argmax at "
+                  f"{t['disagree_rate_top10pct']:.1%} of them vs {t['disagree_rate_all']:.1%} "
+                  "of all positions.", "",
+                  md_table(["next token", "mean attribution", "positions"],
+                           [(r["token"], f"{r['mean']:.3g}", r["count"])
+                            for r in t["top_values"]])]
+    return "\n".join(lines) + "\n"
+
+
+def html_sections(result: dict) -> list:
+    s = result["seeds"]
+    fig = go.Figure()
+    for seed, v in s.items():
+        steps = sorted(v["cumulative"], key=int)
+        for comp in v["cumulative"][steps[0]]["components"]:
+            fig.add_trace(go.Scatter(x=[int(x) for x in steps], name=f"seed {seed}: {comp}",
+                                     y=[v["cumulative"][x]["components"][comp] for x in steps]))
+    fig.update_layout(title="cosine(theta_S(t) - theta_0, dT) per component",
+                      xaxis_title="step", height=450)
+    sign = go.Figure()
+    for key in ("gradient_step", "cross_init"):
+        sign.add_trace(go.Box(y=[v[key]["cosine"] for v in s.values() if key in v], name=key,
+                              boxpoints="all"))
+    sign.update_layout(title="first-step cosine with dT: same init vs cross init", height=400)
+    return [("The theorem's sign check", md_to_html(md_table(
+        ["student", "dS.dT >= 0", "cosine", "range"], _sign_rows(result))), [sign]),
+        ("Alignment over training", "", [fig])]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m interp.align", description=__doc__.split("\n")[0])
+    p.add_argument("run_dir", nargs="?", default=None)
+    args = p.parse_args(argv)
+    from interp.study import run_study, setup_logging
+
+    setup_logging()
+    try:
+        if args.run_dir is None:
+            run_dir, _ = run_study("owl-numbers")
+        else:
+            run_dir = Path(args.run_dir)
+            if not (run_dir / "artifacts.json").is_file():
+                raise UsageError(f"{run_dir} has no artifacts.json; pass a run directory "
+                                 "written by `python -m interp.study run`")
+        report(run_dir)
+        print(f"wrote {run_dir}/align.html, align.md, align.json")
+        return 0
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
