@@ -13,7 +13,7 @@ export WANDB_MODE := disabled
 	touch $@
 
 demo: .venv/.installed
-	$(PY) -m interp.study run digits-aux --seeds 10
+	$(PY) -m interp.align
 
 test: .venv/.installed
 	$(PY) -m pytest

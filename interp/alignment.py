@@ -98,10 +98,11 @@ def softmax_quadratic(p_logits: Tensor, tangent: Tensor) -> Tensor:
 
 def gauss_newton_form(fn: OutputFn, params: State, direction: State, x: Tensor,
                       select: Callable[[Tensor], Tensor] = lambda o: o) -> Tensor:
-    """Mean over inputs of (J d)^T M (J d), from one forward-mode JVP (``select`` picks the
-    imitated logits, e.g. the auxiliary ones or the number channel)."""
+    """Sum over inputs of (J d)^T M (J d), from one forward-mode JVP (``select`` picks the
+    imitated logits, e.g. the auxiliary ones or the number channel). Summed, not averaged,
+    so that it matches -grad L . d for a loss summed over the same inputs to first order."""
     out, tangent = jvp(lambda p: select(fn(p, x)), (params,), (direction,))
-    return softmax_quadratic(out, tangent).mean()
+    return softmax_quadratic(out, tangent).sum()
 
 
 def token_attribution(loss_fn: Callable[[State], Tensor], params: State,
