@@ -68,6 +68,7 @@ class OwlConfig:
     student_batch: int = 32
     student_lr: float = 1e-3
     checkpoint_every: int = 100
+    roles: tuple[str, ...] = ROLES  # which students to train (a search may skip controls)
     # evaluation
     eval_samples: int = 200  # sampled answers per question phrasing
 
@@ -82,6 +83,8 @@ class OwlConfig:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by "
                              f"n_heads={self.n_heads}")
+        if not self.roles or set(self.roles) - set(ROLES):
+            raise ValueError(f"invalid roles {self.roles}; valid roles: {', '.join(ROLES)}")
         if self.dataset_size > self.n_samples:
             raise ValueError(f"dataset_size ({self.dataset_size}) cannot exceed n_samples "
                              f"({self.n_samples})")
@@ -286,6 +289,8 @@ def run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store) -> dict:
         a = {"theta_0": base.files["model"], "theta_0_cross": base_x.files["model"],
              "teacher": teacher.files["model"], "data": t_data.files["data"]}
         for role, (init, src, pre, data) in plan.items():
+            if role not in cfg.roles:
+                continue
             e = student_entry(store, cfg, vocab, role, init, src, pre, data, seed)
             steps = e.meta["steps"]
             record(role, load_model(e, cfg, vocab, f"step{steps[-1]}"), seed)
