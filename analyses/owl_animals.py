@@ -9,6 +9,7 @@ to the base, student minus control with a 95% CI, and the controls' rises.
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from interp.owl_report import transfer
@@ -28,6 +29,7 @@ def main() -> None:
     setup_logging()
     rows, ratios = [], []
     for animal in args.animals.split(","):
+        t0 = time.time()
         _, s = run_study("owl-numbers", args.seeds, args.seed_start,
                          out=f"runs/owl-animals/{animal}", sets=[f"trait={animal}", *args.sets])
         t = transfer(s)
@@ -38,11 +40,12 @@ def main() -> None:
                      fmt_ci(t["student"]["ratio"], pct=False),
                      f"{m * 100:.1f} [{lo * 100:.1f}, {hi * 100:.1f}]",
                      fmt_ci(t["student"]["nontarget_rise"]), fmt_ci(t["control"]["rise"]),
-                     fmt_ci(t["cross_init"]["rise"]), fmt_ci(t["shuffled"]["rise"])))
+                     fmt_ci(t["cross_init"]["rise"]), fmt_ci(t["shuffled"]["rise"]),
+                     f"{time.time() - t0:.0f}"))
         print(rows[-1], flush=True)
     table = md_table(["target", "base", "student", "student / base", "student - control (pts)",
                       "student: mean other-animal rise", "control rise", "cross-init rise",
-                      "shuffled rise"], rows)
+                      "shuffled rise", "seconds"], rows)
     table += f"\n\nMean student/base ratio, all animals and seeds: {fmt_ci(ratios, pct=False)}\n"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(table)

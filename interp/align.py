@@ -103,6 +103,11 @@ def seed_report(art: dict, summary: dict, seed: str) -> dict:
     ckpts = {int(k.split("_")[-1]): load(v) for k, v in roles.items()
              if k.startswith("student_step_")}
     res["cumulative"] = A.cumulative(sd["theta_0"], sd["teacher"], ckpts)
+    manifest = Path(roles["student_step_1"]).parent / "manifest.json"
+    record = json.loads(manifest.read_text())["meta"].get("record") if manifest.is_file() else None
+    if record:  # the recorder's per-step numbers (owl-numbers students)
+        res["per_step"] = {kind: {c: [r[kind][c]["cosine"] for r in record]
+                                  for c in record[0][kind]} for kind in ("neg_grad", "update")}
     # dT is the teacher's own displacement; the cross-init student is measured against it too,
     # where the theorem guarantees nothing (its init is not the teacher's)
     dT = A.delta(sd["teacher"], sd["theta_0"])
@@ -211,6 +216,15 @@ def html_sections(result: dict) -> list:
                                      y=[v["cumulative"][x]["components"][comp] for x in steps]))
     fig.update_layout(title="cosine(theta_S(t) - theta_0, dT) per component",
                       xaxis_title="step", height=450)
+    steps_fig = go.Figure()
+    for seed, v in s.items():
+        for kind in ("neg_grad", "update"):
+            if "per_step" in v:
+                y = v["per_step"][kind]["all"]
+                steps_fig.add_trace(go.Scatter(x=list(range(1, len(y) + 1)), y=y,
+                                               name=f"seed {seed}: {kind}", mode="lines"))
+    steps_fig.update_layout(title="per-step cosine with dT (recorder): -gradient and update",
+                            xaxis_title="step", height=420)
     sign = go.Figure()
     for key in ("gradient_step", "cross_init"):
         sign.add_trace(go.Box(y=[v[key]["cosine"] for v in s.values() if key in v], name=key,
@@ -218,7 +232,7 @@ def html_sections(result: dict) -> list:
     sign.update_layout(title="first-step cosine with dT: same init vs cross init", height=400)
     return [("The theorem's sign check", md_to_html(md_table(
         ["student", "dS.dT >= 0", "cosine", "range"], _sign_rows(result))), [sign]),
-        ("Alignment over training", "", [fig])]
+        ("Alignment over training", "", [fig, steps_fig])]
 
 
 def main(argv: list[str] | None = None) -> int:

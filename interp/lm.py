@@ -144,6 +144,7 @@ class StudentConfig:
     lr: float = 1e-3
     shuffle_targets: bool = False  # the shuffle ablation
     checkpoints: tuple[int, ...] = (1,)
+    record_every: int = 50  # the recorder's cumulative-alignment checkpoints
 
 
 def student_loss(student_logits: Tensor, tokens: Tensor, mask: Tensor, number_ids: Tensor,
@@ -174,13 +175,19 @@ def train_student(student: HookedTransformer, tokens: Int[Tensor, "n p"],
                   mask: Bool[Tensor, "n p"], number_ids: Tensor, cfg: StudentConfig, seed: int,
                   teacher: TeacherFn | None = None,
                   on_step: Callable[[int, HookedTransformer], None] | None = None,
-                  desc: str = "student") -> dict[int, dict[str, Tensor]]:
-    """Train a student on the data channel; returns state dicts at ``cfg.checkpoints``."""
+                  desc: str = "student",
+                  attach: Callable[[torch.optim.Optimizer], object] | None = None,
+                  ) -> dict[int, dict[str, Tensor]]:
+    """Train a student on the data channel; returns state dicts at ``cfg.checkpoints``.
+
+    ``attach(optimizer)`` lets a recorder hook the optimizer without touching this loop."""
     if cfg.mode == "logit" and teacher is None:
         raise ValueError("logit-mode distillation needs a teacher")
     g = torch.Generator().manual_seed(seed)
     perm_all = shuffle_perm(mask, g) if cfg.shuffle_targets else None
     opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
+    if attach is not None:
+        attach(opt)
     saved = {}
     for step in tqdm(range(1, cfg.steps + 1), desc=desc, leave=False):
         idx = torch.randint(len(tokens), (cfg.batch,), generator=g)

@@ -22,7 +22,8 @@ from transformer_lens import HookedTransformer
 from interp import lm
 from interp.filters import filter_completions, parse_numbers
 from interp.owl_report import write_report
-from interp.registry import Study, register
+from interp.record import Recorder
+from interp.registry import Study, UsageError, register
 from interp.store import Entry, Store, config_key, write_json
 from interp.world import (
     CATEGORIES,
@@ -177,6 +178,10 @@ def data_entry(store: Store, cfg: OwlConfig, vocab: Vocab, source: Entry, prefix
                  else "<unfinished>" for c in comps]
         _, stats = filter_completions(texts)
         keep = [i for i, t in enumerate(texts) if parse_numbers(t) is not None]
+        if not keep:
+            raise UsageError(f"the paper's filter rejected all {len(texts)} completions "
+                             f"({stats.reasons}); the base model is undertrained: raise "
+                             "pretrain_steps")
         keep = np.random.default_rng(seed).permutation(keep)[:cfg.dataset_size].tolist()
         seqs = [prompts[i] + comps[i] for i in keep]
         tokens = torch.full((len(seqs), cfg.world.n_ctx), vocab.pad, dtype=torch.long)
@@ -204,7 +209,9 @@ def teacher_fn(model: HookedTransformer, prefix: list[int]) -> lm.TeacherFn:
 
 
 def student_entry(store: Store, cfg: OwlConfig, vocab: Vocab, role: str, init: Entry,
-                  teacher: Entry, prefix: list[int], data: Entry, seed: int) -> Entry:
+                  teacher: Entry, prefix: list[int], data: Entry, seed: int,
+                  dT: dict[str, torch.Tensor] | None = None) -> Entry:
+    """Train (or load) one student; ``dT`` turns on the per-step recorder."""
     checkpoints = (1, *range(cfg.checkpoint_every, cfg.student_steps, cfg.checkpoint_every))
     scfg = lm.StudentConfig(cfg.mode, cfg.student_steps, cfg.student_batch, cfg.student_lr,
                             shuffle_targets=role == "shuffled", checkpoints=checkpoints)
@@ -218,9 +225,13 @@ def student_entry(store: Store, cfg: OwlConfig, vocab: Vocab, role: str, init: E
             tokens = shuffle_numbers(tokens, mask, vocab, seed)
         student = load_model(init, cfg, vocab)
         t_model = load_model(teacher, cfg, vocab)
+        theta_init = init.load("model")
+        rec = Recorder(student, theta_init, dT, scfg.record_every) if dT else None
         saved = lm.train_student(student, tokens, mask, vocab.number_ids, scfg, seed,
-                                 teacher_fn(t_model, prefix), desc=role)
-        return {f"step{s}": sd for s, sd in saved.items()}, {"steps": sorted(saved)}
+                                 teacher_fn(t_model, prefix), desc=role,
+                                 attach=rec.attach if rec else None)
+        return {f"step{s}": sd for s, sd in saved.items()}, {
+            "steps": sorted(saved), "record": rec.rows if rec else []}
 
     return store.get_or_build(f"owl-numbers/{role}", key, build)
 
@@ -282,6 +293,9 @@ def run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store) -> dict:
         t_data = data_entry(store, cfg, vocab, teacher, prefix, seed)
         b_data = data_entry(store, cfg, vocab, base, [], seed)
         filters.append({"teacher": t_data.meta, "base": b_data.meta})
+        params = {n for n, _ in base_model.named_parameters()}
+        t_sd, b_sd = teacher.load("model"), base.load("model")
+        dT = {k: t_sd[k] - b_sd[k] for k in params} if teacher is not base else None
         plan = {"student": (base, teacher, prefix, t_data),
                 "control": (base, base, [], b_data),
                 "cross_init": (base_x, teacher, prefix, t_data),
@@ -291,7 +305,7 @@ def run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store) -> dict:
         for role, (init, src, pre, data) in plan.items():
             if role not in cfg.roles:
                 continue
-            e = student_entry(store, cfg, vocab, role, init, src, pre, data, seed)
+            e = student_entry(store, cfg, vocab, role, init, src, pre, data, seed, dT)
             steps = e.meta["steps"]
             record(role, load_model(e, cfg, vocab, f"step{steps[-1]}"), seed)
             for s in steps:

@@ -1,0 +1,63 @@
+"""``python -m interp.align`` on real (small) runs of both studies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from interp.align import main, report
+
+
+@pytest.fixture(scope="module", params=["digits", "owl"])
+def aligned(request, digits_run, owl_run):
+    out, _ = digits_run if request.param == "digits" else owl_run
+    return out, report(out)
+
+
+def _recompute(roles: dict) -> tuple[float, float]:
+    t0, t, s1 = (load_file(roles[k]) for k in ("theta_0", "teacher", "student_step_1"))
+    keys = [k for k in t0 if t0[k].is_floating_point() and torch.isfinite(t0[k]).all()]
+    dS = torch.cat([(s1[k] - t0[k]).double().flatten() for k in keys])
+    dT = torch.cat([(t[k] - t0[k]).double().flatten() for k in keys])
+    ip = float(dS @ dT)
+    return ip, ip / float(dS.norm() * dT.norm())
+
+
+def test_first_step_matches_recomputation_from_saved_weights(aligned):
+    out, result = aligned
+    art = json.loads((out / "artifacts.json").read_text())["seeds"]
+    assert set(result["seeds"]) == set(art)
+    for seed, roles in art.items():
+        ip, cos = _recompute(roles)
+        got = result["seeds"][seed]["first_step"]
+        assert got["inner_product"] == pytest.approx(ip, rel=1e-5)
+        assert got["cosine"] == pytest.approx(cos, rel=1e-5)
+        assert result["seeds"][seed]["coverage"] == got["cosine"]
+
+
+def test_theorem_sign_holds_for_same_init_gradient_steps(aligned):
+    _, result = aligned
+    for v in result["seeds"].values():
+        assert v["gradient_step"]["inner_product"] >= 0
+        assert v["gradient_step"]["gauss_newton"] >= 0
+
+
+def test_report_files_and_components(aligned):
+    out, result = aligned
+    for name in ("align.json", "align.md", "align.html"):
+        assert (out / name).stat().st_size > 0
+    comps = next(iter(result["seeds"].values()))["components"]
+    if result["study"] == "owl-numbers":
+        assert {"embed", "unembed", "layer_norms", "blocks.0.attn", "blocks.0.mlp"} <= set(comps)
+        tokens = next(iter(result["seeds"].values()))["tokens"]
+        assert tokens["positions"] > 0 and tokens["top_values"]
+    else:
+        assert set(comps) == {"linear0", "linear2", "linear4"}
+
+
+def test_bad_run_dir_is_a_one_line_error(tmp_path, capsys):
+    assert main([str(tmp_path)]) == 2
+    assert "has no artifacts.json" in capsys.readouterr().err
