@@ -35,11 +35,11 @@ GRID = [
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", type=int, default=2)
-    p.add_argument("--rows", default=None)
+    p.add_argument("--rows", default="0,1,3,4", help="GRID rows to run ('all' for every row)")
     p.add_argument("--out", default="runs/owl_sampled_search.md")
     args = p.parse_args()
     setup_logging()
-    rows = range(len(GRID)) if args.rows is None else map(int, args.rows.split(","))
+    rows = range(len(GRID)) if args.rows == "all" else map(int, args.rows.split(","))
     table = []
     for i in rows:
         sets = [f"{k}={v}" for k, v in {**BASE, **GRID[i]}.items()]
