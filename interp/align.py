@@ -166,7 +166,8 @@ def report(run_dir: Path) -> dict:
     result = {"study": summary["study"], "seeds": seeds}
     write_json(run_dir / "align.json", result)
     write_text(run_dir / "align.md", markdown(result))
-    write_html(run_dir / "align.html", f"alignment: {summary['study']}", html_sections(result))
+    write_html(run_dir / "align.html", f"alignment: {summary['study']}",
+               transfer_sections(summary, result) + html_sections(result))
     return result
 
 
@@ -204,6 +205,28 @@ def markdown(result: dict) -> str:
                            [(r["token"], f"{r['mean']:.3g}", r["count"])
                             for r in t["top_values"]])]
     return "\n".join(lines) + "\n"
+
+
+def transfer_sections(summary: dict, result: dict) -> list:
+    """Transfer with controls (mean, 95% CI) and coverage against transfer, per seed."""
+    from interp.report import bar_with_ci
+
+    if summary["study"] == "owl-numbers":
+        trait = summary["trait"]
+        groups = {r: v[trait] for r, v in summary["rates"].items()}
+        rise = [s - b for s, b in zip(summary["rates"]["student"][trait],
+                                      summary["rates"]["base"][trait])]
+        ylabel = f"P({trait})"
+    else:
+        groups = {r: summary[f"{r}_acc"] for r in ("teacher", "student", "cross_init",
+                                                   "all_logits")}
+        rise, ylabel = summary["student_acc"], "test accuracy"
+    cover = go.Figure(go.Scatter(x=[v["coverage"] for v in result["seeds"].values()], y=rise,
+                                 mode="markers+text", text=list(result["seeds"])))
+    cover.update_layout(title="coverage (first-update cosine with dT) vs transfer",
+                        xaxis_title="coverage", yaxis_title="student gain", height=400)
+    return [("Transfer", "<p>Mean over seeds, 95% CI, seeds as dots.</p>",
+             [bar_with_ci(groups, "transfer with controls", ylabel), cover])]
 
 
 def html_sections(result: dict) -> list:
