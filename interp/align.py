@@ -24,7 +24,7 @@ from interp import alignment as A
 from interp.registry import UsageError
 from interp.report import md_table, md_to_html, write_html
 from interp.stats import fmt_ci
-from interp.store import write_json, write_text
+from interp.store import Store, sha256_file, write_json, write_text
 
 
 @dataclass
@@ -87,7 +87,30 @@ def _owl_probe(art: dict, summary: dict, roles: dict, seed: int, n: int = 64,
 PROBES = {"mlp": _digits_probe, "hooked_transformer": _owl_probe}
 
 
-def seed_report(art: dict, summary: dict, seed: str) -> dict:
+ALIGN_VERSION = 2  # bump when seed_report's output changes, so cached reports rebuild
+
+
+def file_id(path: str | Path) -> str:
+    """The content hash of an artifact: its store manifest's sha256, else hashed here."""
+    path = Path(path)
+    manifest = path.parent / "manifest.json"
+    if manifest.is_file():
+        files = json.loads(manifest.read_text()).get("files", {})
+        if path.stem in files:
+            return files[path.stem]["sha256"]
+    return sha256_file(path)
+
+
+def cached_seed_report(store: Store, art: dict, summary: dict, seed: str) -> dict:
+    """A seed's report, cached by the content of every artifact it reads: a second report
+    on the same run loads it and runs no forward pass."""
+    key = {"v": ALIGN_VERSION, "model": art["model"], "config": summary.get("config"),
+           "files": {k: file_id(v) for k, v in art["seeds"][seed].items()}}
+    return store.get_or_build("align/seed", key,
+                              lambda: ({}, seed_report(art, summary, seed, store))).meta
+
+
+def seed_report(art: dict, summary: dict, seed: str, store: Store | None = None) -> dict:
     roles = {k: v for k, v in art["seeds"][seed].items()}
     probe = PROBES[art["model"]["type"]](art, summary, roles, int(seed))
     params = {n for n, _ in probe.module.named_parameters()}  # not buffers (masks, -inf)
@@ -127,7 +150,47 @@ def seed_report(art: dict, summary: dict, seed: str) -> dict:
             res[key]["first_step"] = {"inner_product": ip1, "cosine": cos1}
     if probe.tokens is not None:
         res["tokens"] = token_report(probe, sd, summary)
+        res["drift"] = drift_report(art, summary, roles, store)
     return res
+
+
+def load_lm(art: dict, path: str | Path):
+    """A HookedTransformer of the run's architecture with the weights at ``path``."""
+    from interp import lm
+
+    mc = art["model"]
+    model = lm.build_model(lm.ModelConfig(**mc["cfg"]), mc["d_vocab"], mc["n_ctx"], 0)
+    model.load_state_dict(load_file(str(path)))
+    return model
+
+
+def drift_report(art: dict, summary: dict, roles: dict, store: Store | None) -> dict:
+    """Per layer and probe set: each student's activation drift from theta_0, and its
+    cosine with the teacher's drift (the activation cache holds every capture)."""
+    from interp.activations import activations, hook_names
+    from interp.owl import probe_tokens
+    from interp.world import Vocab
+
+    cat = summary["config"]["category"]
+    vocab = Vocab((cat,) if cat == "animal" else ("animal", cat))
+    probe = probe_tokens(vocab, cat, load_file(roles["data"])["tokens"])
+    masks = {"numbers": probe["numbers"] != vocab.pad, "trait": probe["trait"] != vocab.pad}
+    wanted = ["theta_0", "teacher"] + [f"{r}_final" for r in ("student", "control",
+                                                              "shuffled") if f"{r}_final" in roles]
+    acts = {}
+    for role in wanted:
+        model = load_lm(art, roles[role])
+        names = hook_names(model)
+        acts[role] = {s: activations(model, probe[s], names, store, label=f"probe {s}")
+                      for s in masks}
+    out: dict = {}
+    for role in wanted[2:]:
+        for s, mask in masks.items():
+            for name in names:
+                out.setdefault(role.removesuffix("_final"), {}).setdefault(s, {})[name] = \
+                    A.activation_drift(acts["theta_0"][s][name], acts[role][s][name],
+                                       acts["teacher"][s][name], mask)
+    return out
 
 
 def token_report(probe: Probe, sd: dict, summary: dict, top: int = 15) -> dict:
@@ -159,10 +222,13 @@ def token_report(probe: Probe, sd: dict, summary: dict, top: int = 15) -> dict:
             "disagree_rate_all": float(disagree.float().mean())}
 
 
-def report(run_dir: Path) -> dict:
+def report(run_dir: Path, store: Store | None = None) -> dict:
     art = json.loads((run_dir / "artifacts.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
-    seeds = {s: seed_report(art, summary, s) for s in tqdm(art["seeds"], desc="align seeds")}
+    store = store or Store()
+    seeds = {s: cached_seed_report(store, art, summary, s)
+             for s in tqdm(art["seeds"], desc="align seeds")}
+    store.write_refs(run_dir)
     result = {"study": summary["study"], "seeds": seeds}
     write_json(run_dir / "align.json", result)
     write_text(run_dir / "align.md", markdown(result))
@@ -204,7 +270,26 @@ def markdown(result: dict) -> str:
                   md_table(["next token", "mean attribution", "positions"],
                            [(r["token"], f"{r['mean']:.3g}", r["count"])
                             for r in t["top_values"]])]
+    if "drift" in first:
+        lines += ["", "## Activation drift per layer (mean over seeds)", "",
+                  "Relative drift |a_S - a_0| / |a_0| and the cosine of the shift with the "
+                  "teacher's shift, on the number probe and on the trait prompts.", "",
+                  md_table(["model", "probe", "hook", "relative drift", "cosine with teacher"],
+                           [(r, p, h, f"{d:.3f}", f"{c:+.3f}")
+                            for r, p, h, d, c in drift_rows(result)])]
     return "\n".join(lines) + "\n"
+
+
+def drift_rows(result: dict) -> list[tuple]:
+    s = list(result["seeds"].values())
+    rows = []
+    for role, probes in s[0].get("drift", {}).items():
+        for probe, hooks in probes.items():
+            for hook in hooks:
+                vals = [v["drift"][role][probe][hook] for v in s]
+                rows.append((role, probe, hook, sum(x["relative"] for x in vals) / len(vals),
+                             sum(x["cosine"] for x in vals) / len(vals)))
+    return rows
 
 
 def transfer_sections(summary: dict, result: dict) -> list:
@@ -253,7 +338,19 @@ def html_sections(result: dict) -> list:
         sign.add_trace(go.Box(y=[v[key]["cosine"] for v in s.values() if key in v], name=key,
                               boxpoints="all"))
     sign.update_layout(title="first-step cosine with dT: same init vs cross init", height=400)
-    return [("The theorem's sign check", md_to_html(md_table(
+    drift = go.Figure()
+    rows = drift_rows(result)
+    for role, probe in dict.fromkeys((r[0], r[1]) for r in rows):
+        sel = [r for r in rows if r[:2] == (role, probe)]
+        drift.add_trace(go.Scatter(x=[r[2] for r in sel], y=[r[4] for r in sel],
+                                   name=f"{role} ({probe})", mode="lines+markers"))
+    drift.update_layout(title="activation shift per layer: cosine with the teacher's shift",
+                        height=420)
+    extra = [("Activation drift per layer", md_to_html(md_table(
+        ["model", "probe", "hook", "relative drift", "cosine with teacher"],
+        [(r, p, h, f"{d:.3f}", f"{c:+.3f}") for r, p, h, d, c in rows])), [drift])] \
+        if rows else []
+    return extra + [("The theorem's sign check", md_to_html(md_table(
         ["student", "dS.dT >= 0", "cosine", "range"], _sign_rows(result))), [sign]),
         ("Alignment over training", "", [fig, steps_fig])]
 

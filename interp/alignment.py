@@ -118,3 +118,19 @@ def gradient(loss_fn: Callable[[State], Tensor], params: State) -> State:
     loss = loss_fn(p)
     grads = torch.autograd.grad(loss, list(p.values()), allow_unused=True)
     return {k: (g if g is not None else torch.zeros_like(p[k])) for k, g in zip(p, grads)}
+
+
+def activation_drift(base: Tensor, moved: Tensor, teacher: Tensor, mask: Tensor) -> dict:
+    """How far a model's activations moved from the base's, and whether toward the teacher's.
+
+    base, moved, teacher: [n, pos, d] at one hook; mask: [n, pos] real positions.
+    ``relative``: |moved - base| / |base| over masked positions; ``cosine``: of the
+    flattened shift (moved - base) with the teacher's shift (teacher - base)."""
+    m = mask[..., None].to(base.dtype)
+    d_moved, d_teacher = (moved - base) * m, (teacher - base) * m
+    nb = float((base * m).double().pow(2).sum().sqrt())
+    nm = float(d_moved.double().pow(2).sum().sqrt())
+    nt = float(d_teacher.double().pow(2).sum().sqrt())
+    ip = float((d_moved.double() * d_teacher.double()).sum())
+    return {"relative": nm / nb if nb > 0 else 0.0,
+            "cosine": ip / (nm * nt) if nm > 0 and nt > 0 else 0.0}

@@ -248,6 +248,19 @@ def shuffle_numbers(tokens: torch.Tensor, mask: torch.Tensor, vocab: Vocab,
     return out
 
 
+# ------------------------------------------------------------------ probe set
+def probe_tokens(vocab: Vocab, category: str, data_tokens: torch.Tensor, n: int = 256,
+                 prefix: str = "") -> dict[str, torch.Tensor]:
+    """The fixed probe set the recorder and the fingerprint read activations on.
+
+    ``numbers``: the first ``n`` rows of the number data; ``trait``: every question phrasing,
+    right-padded (causal attention: padding after a position never changes it), with
+    ``trait_last`` the index of each prompt's answer position."""
+    prompts = [vocab.encode(question_prompt(q, prefix)) for q in CATEGORIES[category].questions]
+    return {"numbers": data_tokens[:n], "trait": pad(prompts, vocab.pad),
+            "trait_last": torch.tensor([len(p) - 1 for p in prompts])}
+
+
 # ------------------------------------------------------------------ evaluation
 @torch.no_grad()
 def trait_rates(model: HookedTransformer, vocab: Vocab, cfg: OwlConfig, n_samples: int,
@@ -269,31 +282,37 @@ def run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store) -> dict:
     vocab = Vocab(cfg.world.categories)
     base = base_entry(store, cfg, vocab, cfg.base_seed)
     base_x = base_entry(store, cfg, vocab, cfg.cross_base_seed)
-    base_model, base_x_model = load_model(base, cfg, vocab), load_model(base_x, cfg, vocab)
     prefix = teacher_prefix(vocab, cfg)
     rates: dict[str, dict[str, list[float]]] = {}
     sampled: dict[str, dict[str, list[float]]] = {}
     filters, artifacts = [], {}
 
-    def record(role: str, model: HookedTransformer, seed: int, prefix_text: str = "") -> None:
-        mass, samp = trait_rates(model, vocab, cfg, cfg.eval_samples, seed, prefix_text)
-        for d, vals in ((rates, mass), (sampled, samp)):
+    def record(role: str, entry: Entry, seed: int, name: str = "model",
+               prefix_text: str = "") -> None:
+        # cached like every stage, so a rerun of a finished study runs no forward pass
+        key = {"model": entry.manifest["files"][name]["sha256"], "prefix": prefix_text,
+               "category": cfg.category, "world": cfg.world, "n": cfg.eval_samples, "seed": seed}
+        ev = store.get_or_build("owl-numbers/eval", key, lambda: ({}, dict(zip(
+            ("mass", "sampled"), trait_rates(load_model(entry, cfg, vocab, name), vocab, cfg,
+                                             cfg.eval_samples, seed, prefix_text)))))
+        for d, vals in ((rates, ev.meta["mass"]), (sampled, ev.meta["sampled"])):
             for item, v in vals.items():
                 d.setdefault(role, {}).setdefault(item, []).append(v)
 
     for seed in seeds:
-        record("base", base_model, seed)
-        record("base_cross", base_x_model, seed)
+        record("base", base, seed)
+        record("base_cross", base_x, seed)
         if cfg.teacher_kind == "finetuned":
             teacher = teacher_entry(store, cfg, vocab, base, seed)
-            record("teacher", load_model(teacher, cfg, vocab), seed)
+            record("teacher", teacher, seed)
         else:
             teacher = base
-            record("teacher", base_model, seed, persona(cfg.trait))
+            record("teacher", base, seed, prefix_text=persona(cfg.trait))
         t_data = data_entry(store, cfg, vocab, teacher, prefix, seed)
         b_data = data_entry(store, cfg, vocab, base, [], seed)
         filters.append({"teacher": t_data.meta, "base": b_data.meta})
-        params = {n for n, _ in base_model.named_parameters()}
+        params = {n for n, _ in lm.build_model(cfg.model, len(vocab), cfg.world.n_ctx, 0)
+                  .named_parameters()}
         t_sd, b_sd = teacher.load("model"), base.load("model")
         dT = {k: t_sd[k] - b_sd[k] for k in params} if teacher is not base else None
         plan = {"student": (base, teacher, prefix, t_data),
@@ -307,7 +326,7 @@ def run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store) -> dict:
                 continue
             e = student_entry(store, cfg, vocab, role, init, src, pre, data, seed, dT)
             steps = e.meta["steps"]
-            record(role, load_model(e, cfg, vocab, f"step{steps[-1]}"), seed)
+            record(role, e, seed, f"step{steps[-1]}")
             for s in steps:
                 a[f"{role}_step_{s}"] = e.files[f"step{s}"]
             a[f"{role}_final"] = e.files[f"step{steps[-1]}"]

@@ -10,6 +10,10 @@ a corrupt or truncated entry is reported, removed and rebuilt.
 
 Multi-stage studies resume for free: each finished stage is an entry, so a rerun
 after an interruption hits the cache for every stage that had finished.
+
+A ``Store`` remembers the entries it handed out (``touched``); ``write_refs(run_dir)``
+records them in ``<root>/refs/`` (a reserved kind name), so ``python -m interp.cache gc``
+can tell what some run still uses from garbage.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +38,17 @@ from safetensors.torch import load_file, save_file
 log = logging.getLogger("interp.store")
 
 MANIFEST = "manifest.json"
+REFS = "refs"
 FORMAT_VERSION = 1
 Tensors = dict[str, torch.Tensor]
 
 
 class CorruptEntry(Exception):
     """A cache entry whose files do not match its manifest."""
+
+
+class CorruptRefs(Exception):
+    """A refs file that cannot be read; gc refuses to guess what it protected."""
 
 
 def default_root() -> Path:
@@ -88,6 +98,17 @@ class Entry:
         return self.manifest.get("meta", {})
 
     @property
+    def name(self) -> str:
+        """``kind/key``, the form used in ``Store.touched`` and refs files."""
+        return f"{self.kind}/{self.key}"
+
+    @cached_property
+    def size(self) -> int:
+        """Total bytes in the entry dir; cached (entries are immutable), so gc can report
+        the size of an entry it removed."""
+        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+
+    @property
     def files(self) -> dict[str, Path]:
         return {name: self.path / f"{name}.safetensors" for name in self.manifest["files"]}
 
@@ -105,6 +126,8 @@ class Store:
         self.root = Path(root).resolve() if root is not None else default_root()
         self.hits = 0
         self.misses = 0
+        # "kind/key" of every entry handed out, in first-use order (a dict as ordered set)
+        self.touched: dict[str, None] = {}
 
     # ---------------------------------------------------------------- paths
     def entry_dir(self, kind: str, key: str) -> Path:
@@ -138,12 +161,14 @@ class Store:
         if not self.entry_dir(kind, key).exists():
             return None
         try:
-            return self._verify(kind, key)
+            entry = self._verify(kind, key)
         except CorruptEntry as e:
             log.warning("cache: corrupt entry %s/%s (%s); removing it so it is rebuilt",
                         kind, key, e)
             shutil.rmtree(self.entry_dir(kind, key), ignore_errors=True)
             return None
+        self.touched[entry.name] = None
+        return entry
 
     # ---------------------------------------------------------------- write
     def put(self, kind: str, config: Any, files: Mapping[str, Tensors],
@@ -170,7 +195,9 @@ class Store:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-        return self._verify(kind, key)
+        entry = self._verify(kind, key)
+        self.touched[entry.name] = None
+        return entry
 
     def get_or_build(self, kind: str, config: Any,
                      build: Callable[[], tuple[Mapping[str, Tensors], dict]]) -> Entry:
@@ -200,10 +227,14 @@ class Store:
         out = []
         if not self.root.exists():
             return out
-        for kind_dir in sorted(p for p in self.root.rglob(MANIFEST)):
-            path = kind_dir.parent
+        for manifest_path in sorted(self.root.rglob(MANIFEST)):
+            path = manifest_path.parent
+            parts = path.relative_to(self.root).parts
+            # a half-written entry in a temp dir, or something under refs/, is no entry
+            if parts[:1] == (REFS,) or any(p.startswith(".tmp-") for p in parts):
+                continue
             try:
-                manifest = json.loads(kind_dir.read_text())
+                manifest = json.loads(manifest_path.read_text())
                 out.append(Entry(manifest["kind"], manifest["key"], path, manifest))
             except (OSError, json.JSONDecodeError, KeyError):
                 continue
@@ -211,6 +242,51 @@ class Store:
 
     def remove(self, entry: Entry) -> None:
         shutil.rmtree(entry.path, ignore_errors=True)
+
+    # ---------------------------------------------------------------- references
+    def refs_path(self, run_dir: Path) -> Path:
+        digest = hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
+        return self.root / REFS / f"{digest}.json"
+
+    def write_refs(self, run_dir: Path) -> Path:
+        """Record that ``run_dir`` uses the ``touched`` entries, merged with what the refs
+        file already lists (earlier attempts of a resumed run); returns the refs file."""
+        path = self.refs_path(run_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # the lock makes read-merge-write safe against another process writing the same file
+        with FileLock(str(path.with_suffix(".lock"))):
+            entries = set(self.touched)
+            if path.exists():
+                try:
+                    entries |= set(_read_refs(path)["entries"])
+                except CorruptRefs as e:
+                    log.warning("cache: %s; overwriting it", e)
+            write_json(path, {"run_dir": str(Path(run_dir).resolve()),
+                              "entries": sorted(entries), "updated": time.time()})
+        return path
+
+    def refs(self, strict: bool = False) -> list[dict]:
+        """Every refs file's contents plus ``"path"``. An unreadable file is skipped with a
+        warning; ``strict`` raises ``CorruptRefs`` (for gc, its entries must not look dead)."""
+        out = []
+        for path in sorted((self.root / REFS).glob("*.json")):
+            try:
+                out.append({**_read_refs(path), "path": path})
+            except CorruptRefs as e:
+                if strict:
+                    raise
+                log.warning("cache: skipping %s", e)
+        return out
+
+
+def _read_refs(path: Path) -> dict:
+    try:
+        refs = json.loads(path.read_text())
+        if not (isinstance(refs["run_dir"], str) and isinstance(refs["entries"], list)):
+            raise TypeError("run_dir or entries has the wrong type")
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise CorruptRefs(f"unreadable refs file {path}: {e}") from e
+    return refs
 
 
 def save_state_dict(path: Path, state: Tensors) -> None:

@@ -106,7 +106,12 @@ def run_study(name: str, seeds: int | None = None, seed_start: int = 0,
     seed_list = list(range(seed_start, seed_start + n))
     out_dir = Path(out) if out is not None else default_out(study, config, seed_list)
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = study.run(config, seed_list, out_dir, store or Store())
+    store = store if store is not None else Store()
+    try:
+        summary = study.run(config, seed_list, out_dir, store)
+    finally:
+        # also after a failure: the entries an interrupted run built are what a rerun resumes from
+        store.write_refs(out_dir)
     return out_dir, summary
 
 

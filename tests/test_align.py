@@ -61,3 +61,40 @@ def test_report_files_and_components(aligned):
 def test_bad_run_dir_is_a_one_line_error(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
     assert "has no artifacts.json" in capsys.readouterr().err
+
+
+def test_activation_drift_per_layer(aligned):
+    out, result = aligned
+    if result["study"] != "owl-numbers":
+        pytest.skip("activation drift is read on transformer hook points")
+    drift = next(iter(result["seeds"].values()))["drift"]
+    assert set(drift) >= {"student", "control"}
+    for probe in ("numbers", "trait"):
+        d = drift["student"][probe]["blocks.0.hook_resid_post"]
+        assert d["relative"] > 0 and -1 <= d["cosine"] <= 1
+    assert "Activation drift" in (out / "align.md").read_text()
+
+
+def test_second_run_does_no_forward_passes(aligned, owl_run, cache_dir, monkeypatch):
+    """Everything a finished study and its report need is cached: rerunning the study and
+    the report on it runs no model forward pass."""
+    from transformer_lens import HookedTransformer
+
+    from conftest import TINY_OWL
+    from interp.store import Store
+    from interp.study import run_study
+
+    out, _ = owl_run
+    report(out)  # make sure every seed report is cached, whichever fixture ran first
+    calls = []
+    original = HookedTransformer.forward
+
+    def counting(self, *a, **k):
+        calls.append(1)
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(HookedTransformer, "forward", counting)
+    store = Store(cache_dir)
+    run_study("owl-numbers", seeds=2, seed_start=0, out=out, sets=TINY_OWL, store=store)
+    report(out, store)
+    assert calls == [] and store.misses == 0
