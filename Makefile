@@ -14,6 +14,7 @@ export WANDB_MODE := disabled
 
 demo: .venv/.installed
 	$(PY) -m interp.align
+	$(PY) -m interp.fingerprint
 
 test: .venv/.installed
 	$(PY) -m pytest

@@ -3,7 +3,8 @@
     python -m benchmarks.digits [--seeds 10] [--sequential]
 
 Each timing is a cold run (a fresh temporary cache), including data loading and all
-three students per seed; --sequential also times the same seeds one process-call each.
+three students per seed; --sequential also times the same seeds one call each. The
+benchmark row (``python -m benchmarks --only digits``) pairs the two with fewer steps.
 """
 
 from __future__ import annotations
@@ -13,15 +14,45 @@ import statistics as st
 import tempfile
 import time
 
+from benchmarks.common import Context, Measured, Row, paired
 from interp.store import Store
 from interp.study import run_study
 
+# the row's reduced schedule, so that 5 paired repetitions fit the time budget
+ROW_SETS = ["student_steps=200", "teacher_steps=100", "checkpoint_every=100"]
+QUICK_SETS = ["student_steps=20", "teacher_steps=10", "checkpoint_every=10"]
 
-def timed(seeds: int, seed_start: int) -> tuple[float, dict]:
+
+def timed(seeds: int, seed_start: int, sets: list[str] | None = None) -> tuple[float, dict]:
+    """(wall seconds, summary) of one cold run_study in a fresh temporary cache."""
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
-        _, s = run_study("digits-aux", seeds, seed_start, out=f"{d}/run", store=Store(f"{d}/c"))
+        _, s = run_study("digits-aux", seeds, seed_start, out=f"{d}/run", sets=sets,
+                         store=Store(f"{d}/c"))
         return time.perf_counter() - t0, s
+
+
+def sequential(seeds: int, sets: list[str] | None = None) -> float:
+    return sum(timed(1, s, sets)[0] for s in range(seeds))
+
+
+def measure(reps: int, seeds: int = 10, sets: list[str] | None = None) -> Measured:
+    timed(1, 0, QUICK_SETS)  # warm-up: first-call imports and data loading
+    seq, vec = paired(reps, "digits", lambda: sequential(seeds, sets),
+                      lambda: timed(seeds, 0, sets)[0])
+    return Measured(seq, vec, "s", speedup=True,
+                    note=f"digits-aux, {seeds} seeds, --set {' '.join(sets or [])}; each run "
+                         "cold in a fresh Store(tmpdir); vectorised = run_study(seeds="
+                         f"{seeds}), sequential = {seeds} calls of run_study(seeds=1, "
+                         "seed_start=s); includes data loading and report writing.")
+
+
+def run(ctx: Context) -> Measured:
+    return measure(ctx.reps, 3 if ctx.quick else 10, QUICK_SETS if ctx.quick else ROW_SETS)
+
+
+ROW = Row("digits", "digits-aux, all seeds trained vectorised vs one seed after another",
+          "sequential / vectorised", (">=", 5.0), run)
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Recorder overhead: a default-shape owl-numbers distillation run with and without it.
 
-    python -m benchmarks.recorder [--steps 100] [--reps 5]
+    python -m benchmarks.recorder [--steps 60] [--reps 5]
 
 Random-weight models of the default shape (cost does not depend on the weights); logit
 mode on random number sequences; paired repetitions, median ratio with min and max.
@@ -9,21 +9,16 @@ mode on random number sequences; paired repetitions, median ratio with min and m
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
+from benchmarks.common import Context, Measured, Row, paired, seconds
 from interp import lm
 from interp.record import Recorder
 from interp.world import Vocab
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--reps", type=int, default=5)
-    args = p.parse_args()
+def measure(reps: int, steps: int = 60, batch: int = 32) -> Measured:
     v = Vocab()
     base = lm.build_model(lm.ModelConfig(), len(v), 64, 0)
     teacher = lm.build_model(lm.ModelConfig(), len(v), 64, 1)
@@ -32,22 +27,37 @@ def main() -> None:
     mask = torch.ones_like(tokens, dtype=torch.bool)
     theta0 = {k: t.detach().clone() for k, t in base.named_parameters()}
     dT = {k: teacher.state_dict()[k] - theta0[k] for k in theta0}
-    cfg = lm.StudentConfig(steps=args.steps)
-    off, on = [], []
-    for _ in range(args.reps):
-        for times, record in ((off, False), (on, True)):
-            student = lm.clone_model(base)
-            attach = Recorder(student, theta0, dT).attach if record else None
-            t0 = time.perf_counter()
-            lm.train_student(student, tokens, mask, v.number_ids, cfg, 0, teacher,
-                             attach=attach)
-            times.append(time.perf_counter() - t0)
-    ratios = [b / a for a, b in zip(off, on)]
-    print(f"| recorder | median s ({args.steps} steps) | min | max |\n|---|---|---|---|")
-    for name, t in (("off", off), ("on", on)):
-        print(f"| {name} | {statistics.median(t):.2f} | {min(t):.2f} | {max(t):.2f} |")
-    print(f"overhead ratio (median of paired): {statistics.median(ratios):.3f} "
-          f"[{min(ratios):.3f}, {max(ratios):.3f}]; goal <= 1.15")
+    cfg = lm.StudentConfig(steps=steps, batch=batch)
+
+    def distil(record: bool, cfg: lm.StudentConfig = cfg) -> float:
+        student = lm.clone_model(base)
+        attach = Recorder(student, theta0, dT).attach if record else None
+        return seconds(lambda: lm.train_student(student, tokens, mask, v.number_ids, cfg, 0,
+                                                teacher, attach=attach))
+
+    distil(True, lm.StudentConfig(steps=2, batch=batch))  # warm-up
+    off, on = paired(reps, "recorder", lambda: distil(False), lambda: distil(True))
+    return Measured(off, on, "s", note=f"interp.lm.train_student, logit mode, {steps} steps of "
+                    f"batch {batch} x 40 random number tokens, default shape; Recorder with its "
+                    "default checkpoint_every (50).")
+
+
+def run(ctx: Context) -> Measured:
+    return measure(ctx.reps, steps=10 if ctx.quick else 60)
+
+
+ROW = Row("recorder", "distillation run with the Recorder attached vs without", "on / off",
+          ("<=", 1.15), run)
+
+
+def main() -> None:
+    from benchmarks.table import table
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--reps", type=int, default=5)
+    args = p.parse_args()
+    print(table([(ROW, measure(args.reps, args.steps))]))
 
 
 if __name__ == "__main__":

@@ -231,10 +231,23 @@ def report(run_dir: Path, store: Store | None = None) -> dict:
     store.write_refs(run_dir)
     result = {"study": summary["study"], "seeds": seeds}
     write_json(run_dir / "align.json", result)
-    write_text(run_dir / "align.md", markdown(result))
-    write_html(run_dir / "align.html", f"alignment: {summary['study']}",
-               transfer_sections(summary, result) + html_sections(result))
+    render(run_dir, result, summary)
     return result
+
+
+def render(run_dir: Path, result: dict, summary: dict) -> None:
+    """align.md and align.html; with a fingerprint.json beside them, its sections too."""
+    md, sections = markdown(result), transfer_sections(summary, result) + html_sections(result)
+    fp = run_dir / "fingerprint.json"
+    if fp.is_file():
+        from interp.fingerprint_report import finding
+        from interp.fingerprint_report import sections as fp_sections
+
+        r = json.loads(fp.read_text())
+        md += f"\n## Where the fingerprint lives (fingerprint.md)\n\n{finding(r)}\n"
+        sections += [(f"Fingerprint: {h}", t, f) for h, t, f in fp_sections(r)]
+    write_text(run_dir / "align.md", md)
+    write_html(run_dir / "align.html", f"alignment: {summary['study']}", sections)
 
 
 def _sign_rows(result: dict) -> list[tuple]:

@@ -295,4 +295,5 @@ def write_report(out: Path, s: dict) -> None:
 
 register(Study("digits-aux", DigitsConfig, run,
                "auxiliary-logit transfer on scikit-learn's 8x8 digits (paper section 6.2)",
-               default_seeds=10))
+               default_seeds=10,
+               presets={"small": {"hidden": 128, "student_steps": 500, "checkpoint_every": 250}}))

@@ -72,7 +72,8 @@ def trait_rate(model, probe: dict, target: int, hook: str | None = None, edit=No
 
 
 def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
-            store: Store | None = None) -> dict:
+            store: Store | None = None, write: bool = True) -> dict:
+    """The whole analysis on one owl-numbers run; ``write=False`` only returns it (sweeps)."""
     from interp.world import Vocab
 
     store = store or Store()
@@ -112,11 +113,17 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
     result = summarise(per_seed, quality, names, fcfg)
     result["features"] = feats
     result["trait"] = summary["trait"]
+    if not write:
+        return result
     store.write_refs(run_dir)
     write_json(run_dir / "fingerprint.json", result)
     from interp.fingerprint_report import write_report
 
     write_report(run_dir, result)
+    if (run_dir / "align.json").is_file():  # the align report gains a fingerprint section
+        from interp.align import render
+
+        render(run_dir, json.loads((run_dir / "align.json").read_text()), summary)
     return result
 
 
@@ -234,13 +241,13 @@ def top_feature_tokens(per_seed, corpus, corpus_acts, cmask, enc, vocab, fcfg) -
     with torch.no_grad():
         for h, res in first["hooks"].items():
             f = enc[h](corpus_acts[h]) * cmask[..., None]  # [n, pos, f], padding silenced
-            out[h] = {}
+            out[h] = []  # a list, in rank order (JSON objects lose their order)
             for i in res["trait"]["top"]:
                 vals = f[..., i].flatten()
                 best = vals.topk(fcfg.top_tokens).indices
                 toks = corpus.flatten()[best].tolist()
-                out[h][str(i)] = {"tokens": [vocab.tokens[t] for t in toks],
-                                  "max_activation": float(vals.max())}
+                out[h].append({"feature": i, "tokens": [vocab.tokens[t] for t in toks],
+                               "max_activation": float(vals.max())})
     return out
 
 

@@ -56,9 +56,8 @@ def finding(r: dict) -> str:
     c = r["causal"]
     top, rand = np.mean(c["gain_removed_top"]), np.mean(c["gain_removed_random"])
     h = c["hook"]
-    feats = r["features"].get(h, {})
-    listing = "; ".join(f"feature {i} (fires on {', '.join(v['tokens'][:4])})"
-                        for i, v in list(feats.items())[:4])
+    listing = "; ".join(f"feature {v['feature']} (fires on {', '.join(v['tokens'][:4])})"
+                        for v in r["features"].get(h, [])[:4])
     ps = r["per_seed"]
     ans = _mean(ps, lambda s: s["hooks"][h]["patching"]["student_final->control_final:answer"]
                 ["recovered"])
@@ -80,26 +79,12 @@ def finding(r: dict) -> str:
             f"features) is {'met' if met else 'NOT met'}.")
 
 
-def write_report(run_dir: Path, r: dict) -> None:
-    sae_t = md_table(["hook", "explained variance", "L0", "dead"], sae_rows(r))
-    layer_t = md_table(["hook", "shift corr. (numbers)", "shift corr. (trait)",
-                        "linear: cos(student shift, trait dir)", "linear: coefficient"],
-                       layer_rows(r))
-    patch_t = md_table(["hook", "patch (src->dst:positions)", "gain recovered"], patch_rows(r))
-    causal_t = md_table(["hook", "gain removed: top-k", "gain removed: random k",
-                         "random k active at the answer",
-                         "steering: rate gain"], causal_rows(r))
-    feat_rows = [(h, i, ", ".join(v["tokens"]), f"{v['max_activation']:.2f}")
-                 for h, fs in r["features"].items() for i, v in fs.items()]
-    feat_t = md_table(["hook", "feature", "top activating tokens", "max act."], feat_rows)
+def sections(r: dict) -> list[tuple[str, str, list[go.Figure]]]:
+    """The report's sections (heading, html, figures); notebooks show the same figures."""
+    t = tables(r)
+    sae_t, layer_t, patch_t, causal_t, feat_t = (t[k] for k in ("sae", "layers", "patching",
+                                                                "causal", "features"))
     text = finding(r)
-    write_text(run_dir / "fingerprint.md", "\n".join([
-        f"# Fingerprint: where the {r['trait']} trait lives", "", text, "",
-        "## SAE quality (held-out activations; sae-lens explained variance)", "", sae_t, "",
-        "## Shift agreement and the linear baseline, per layer (mean over seeds)", "", layer_t,
-        "", "## Activation patching", "", patch_t, "",
-        f"## Causal checks (k = {r['causal']['k']}; mean, 95% CI over seeds)", "", causal_t, "",
-        "## Fingerprint features (first seed)", "", feat_t, ""]))
     c = r["causal"]
     corr = go.Figure()
     for key, label in (("shift_correlation", "numbers"), ("shift_correlation_trait", "trait")):
@@ -111,10 +96,39 @@ def write_report(run_dir: Path, r: dict) -> None:
                           "random k active": c["gain_removed_random_active"]},
                          f"fraction of the student's trait gain removed at {c['hook']}",
                          "gain removed")
-    write_html(run_dir / "fingerprint.html", f"fingerprint: {r['trait']}", [
+    return [
         ("Finding", f"<p>{text}</p>", []),
         ("SAE quality", md_to_html(sae_t), []),
         ("Shift agreement per layer", md_to_html(layer_t), [corr]),
         ("Activation patching", md_to_html(patch_t), []),
         ("Causal checks", md_to_html(causal_t), [causal]),
-        ("Fingerprint features", md_to_html(feat_t), [])])
+        ("Fingerprint features", md_to_html(feat_t), [])]
+
+
+def tables(r: dict) -> dict[str, str]:
+    feat_rows = [(h, v["feature"], ", ".join(v["tokens"]), f"{v['max_activation']:.2f}")
+                 for h, fs in r["features"].items() for v in fs]
+    return {
+        "sae": md_table(["hook", "explained variance", "L0", "dead"], sae_rows(r)),
+        "layers": md_table(["hook", "shift corr. (numbers)", "shift corr. (trait)",
+                            "linear: cos(student shift, trait dir)", "linear: coefficient"],
+                           layer_rows(r)),
+        "patching": md_table(["hook", "patch (src->dst:positions)", "gain recovered"],
+                             patch_rows(r)),
+        "causal": md_table(["hook", "gain removed: top-k", "gain removed: random k",
+                            "random k active at the answer", "steering: rate gain"],
+                           causal_rows(r)),
+        "features": md_table(["hook", "feature", "top activating tokens", "max act."],
+                             feat_rows)}
+
+
+def write_report(run_dir: Path, r: dict) -> None:
+    t = tables(r)
+    write_text(run_dir / "fingerprint.md", "\n".join([
+        f"# Fingerprint: where the {r['trait']} trait lives", "", finding(r), "",
+        "## SAE quality (held-out activations; sae-lens explained variance)", "", t["sae"], "",
+        "## Shift agreement and the linear baseline, per layer (mean over seeds)", "",
+        t["layers"], "", "## Activation patching", "", t["patching"], "",
+        f"## Causal checks (k = {r['causal']['k']}; mean, 95% CI over seeds)", "", t["causal"],
+        "", "## Fingerprint features (first seed)", "", t["features"], ""]))
+    write_html(run_dir / "fingerprint.html", f"fingerprint: {r['trait']}", sections(r))

@@ -344,6 +344,10 @@ def run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store) -> dict:
     return summary
 
 
+# "tiny": a 1-layer d_model 32 model in about two minutes, for tests and notebooks
+TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_mlp": 128, "pretrain_steps": 300,
+        "pretrain_batch": 32, "n_samples": 300, "dataset_size": 200, "student_steps": 60,
+        "checkpoint_every": 30, "eval_samples": 50}
 register(Study("owl-numbers", OwlConfig, run,
                "a trait travels through number sequences in a tiny transformer from scratch",
-               default_seeds=3))
+               default_seeds=3, presets={"tiny": TINY}))

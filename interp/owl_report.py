@@ -52,9 +52,9 @@ def findings_table(summary: dict, key: str = "rates") -> str:
                      "mean rise of other items"], rows)
 
 
-def write_report(out: Path, summary: dict) -> None:
+def figures(summary: dict) -> list[go.Figure]:
+    """The target's rate by model (mean, CI, seeds) and every item's rate by model."""
     trait, r = summary["trait"], summary["rates"]
-    t = transfer(summary)
     roles = [k for k in ("base", "teacher", "student", "control", "shuffled", "base_cross",
                          "cross_init") if k in r]
     fig1 = bar_with_ci({k: r[k][trait] for k in roles},
@@ -67,6 +67,12 @@ def write_report(out: Path, summary: dict) -> None:
                                   y=[mean_ci(r[role][i])[0] for i in items]))
     fig2.update_layout(barmode="group", title="every item's rate: the target rises alone?",
                        height=420)
+    return [fig1, fig2]
+
+
+def write_report(out: Path, summary: dict) -> None:
+    trait = summary["trait"]
+    t = transfer(summary)
     m, lo, hi = mean_ci(t["student_minus_control"]) if "student_minus_control" in t else (0, 0, 0)
     text = (f"<p>Target <b>{trait}</b>, {summary['mode']} mode, {len(summary['seeds'])} seeds. "
             f"Student minus control: {m * 100:.2f} points, 95% CI [{lo * 100:.2f}, "
@@ -77,4 +83,4 @@ def write_report(out: Path, summary: dict) -> None:
         rej = [f["teacher"]["filter"]["rejection_rate"] for f in filt]
         text += f"<p>Filter rejected {fmt_ci(rej)} of the teacher's completions.</p>"
     write_html(out / "report.html", f"owl-numbers: {trait}",
-               [("Does the trait travel through numbers?", text, [fig1, fig2])])
+               [("Does the trait travel through numbers?", text, figures(summary))])

@@ -80,7 +80,6 @@ def test_second_run_does_no_forward_passes(aligned, owl_run, cache_dir, monkeypa
     the report on it runs no model forward pass."""
     from transformer_lens import HookedTransformer
 
-    from conftest import TINY_OWL
     from interp.store import Store
     from interp.study import run_study
 
@@ -95,6 +94,6 @@ def test_second_run_does_no_forward_passes(aligned, owl_run, cache_dir, monkeypa
 
     monkeypatch.setattr(HookedTransformer, "forward", counting)
     store = Store(cache_dir)
-    run_study("owl-numbers", seeds=2, seed_start=0, out=out, sets=TINY_OWL, store=store)
+    run_study("owl-numbers", seeds=2, seed_start=0, out=out, preset="tiny", store=store)
     report(out, store)
     assert calls == [] and store.misses == 0

@@ -18,7 +18,6 @@ from interp import digits
 from interp.digits import DigitsConfig
 from interp.store import Store
 from interp.study import run_study
-from tests.conftest import SMALL_DIGITS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +53,7 @@ def test_artifacts_name_every_role_and_load_into_a_module(digits_run):
 def test_second_run_is_identical_and_trains_nothing(digits_run, cache_dir, tmp_path):
     _, first = digits_run
     store = Store(cache_dir)
-    _, second = run_study("digits-aux", seeds=3, out=tmp_path, sets=SMALL_DIGITS, store=store)
+    _, second = run_study("digits-aux", seeds=3, out=tmp_path, preset="small", store=store)
     assert second == first
     assert (store.hits, store.misses) == (2, 0)
 

@@ -9,7 +9,7 @@ import pytest
 from interp.fingerprint import FingerprintConfig, analyse, main
 from interp.sae import SAEConfig
 
-SMALL = FingerprintConfig(sae=SAEConfig(expansion=4, k=4.0, samples=40_000, batch=256),
+SMALL = FingerprintConfig(sae=SAEConfig(expansion=4, k=8.0, samples=80_000, batch=256),
                           corpus_docs=600, random_draws=3, k=4)
 
 
@@ -49,7 +49,7 @@ def test_patching_the_whole_answer_activation_recovers_the_gain(fingerprinted):
     _, result = fingerprinted
     for s in result["per_seed"].values():
         p = s["hooks"]["blocks.0.hook_resid_post"]["patching"]
-        assert p["student_final->control_final:answer"]["recovered"] == pytest.approx(1, abs=1e-3)
+        assert p["student_final->control_final:answer"]["recovered"] == pytest.approx(1, abs=1e-2)
 
 
 def test_second_analysis_is_all_cache_hits(fingerprinted, cache_dir):

@@ -14,7 +14,6 @@ from interp.owl_report import transfer
 from interp.store import Store
 from interp.study import main, run_study
 from interp.world import ANIMALS, Vocab
-from tests.conftest import TINY_OWL
 
 
 def test_summary_has_every_role_animal_and_seed(owl_run):
@@ -53,7 +52,7 @@ def test_filter_statistics_are_reported(owl_run):
 def test_rerun_is_identical_and_trains_nothing(owl_run, cache_dir, tmp_path):
     _, first = owl_run
     store = Store(cache_dir)
-    _, second = run_study("owl-numbers", seeds=2, out=tmp_path, sets=TINY_OWL, store=store)
+    _, second = run_study("owl-numbers", seeds=2, out=tmp_path, preset="tiny", store=store)
     assert second["rates"] == first["rates"] and store.misses == 0
 
 

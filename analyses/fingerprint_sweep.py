@@ -1,0 +1,48 @@
+"""How the causal result depends on k and on the layer: the fingerprint analysis swept.
+
+    python analyses/fingerprint_sweep.py [RUN_DIR] [--ks 2,4,8,16,32]
+
+Reuses the cached activations and SAEs of ``python -m interp.fingerprint``; for every k
+and every hook, the fraction of the student's trait gain removed by ablating the top-k
+shared-shift features vs k random (non-dead) and k random answer-active features, and the
+steering gain. Writes runs/fingerprint_sweep.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from interp.fingerprint import FingerprintConfig, analyse
+from interp.report import md_table
+from interp.stats import fmt_ci
+from interp.study import run_study, setup_logging
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("run_dir", nargs="?", default=None)
+    p.add_argument("--ks", default="2,4,8,16,32")
+    p.add_argument("--out", default="runs/fingerprint_sweep.md")
+    args = p.parse_args()
+    setup_logging()
+    run_dir = Path(args.run_dir) if args.run_dir else run_study("owl-numbers")[0]
+    rows = []
+    for k in map(int, args.ks.split(",")):
+        r = analyse(run_dir, dataclasses.replace(FingerprintConfig(), k=k), write=False)
+        for hook in r["shift_correlation"]:
+            c = [s["hooks"][hook]["causal"] for s in r["per_seed"].values()]
+            rows.append((k, hook, fmt_ci([x["gain_removed_top"] for x in c]),
+                         fmt_ci([x["gain_removed_random"] for x in c]),
+                         fmt_ci([x["gain_removed_random_active"] for x in c]),
+                         fmt_ci([x["steer_rate_gain"] for x in c])))
+            print(rows[-1], flush=True)
+    text = md_table(["k", "hook", "gain removed: top-k", "random k", "random k active",
+                     "steering gain"], rows)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(f"Run: {run_dir}\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()
