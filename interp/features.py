@@ -63,6 +63,20 @@ def projection(shift: Float[Tensor, " d"], direction: Float[Tensor, " d"]) -> di
             "cosine": dot / (nd * ns) if nd > 0 and ns > 0 else 0.0}
 
 
+def set_projection(x: Float[Tensor, "... d"], direction: Float[Tensor, " d"],
+                   value: float) -> Float[Tensor, "... d"]:
+    """``x`` with its component along ``direction`` set to ``value`` (directional ablation
+    to a reference level, e.g. the control's mean projection)."""
+    u = direction / direction.norm()
+    return x - ((x @ u) - value)[..., None] * u
+
+
+def captured(part: Float[Tensor, " d"], whole: Float[Tensor, " d"]) -> float:
+    """The fraction of ``whole`` that ``part`` accounts for along ``whole``'s own direction."""
+    n = float(whole @ whole)
+    return float(part @ whole) / n if n > 0 else 0.0
+
+
 def gain_removed(edited: float, student: float, control: float) -> float:
     """Fraction of the student's gain over control that an edit takes away."""
     gain = student - control

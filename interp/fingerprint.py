@@ -16,6 +16,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -41,6 +42,11 @@ class FingerprintConfig:
     k: int = 8  # features ablated / steered with
     random_draws: int = 20  # random k-feature sets per seed for the control ablation
     top_tokens: int = 6  # top activating tokens listed per feature
+    # what the SAEs train on: the base's activations on the corpus, or those plus every
+    # seed's teacher on the same corpus. The base has no favourite, so it barely varies
+    # along the trait direction; a base-only SAE leaves most of the student's shift in its
+    # error term (measured: 24% seen at the last layer, vs 76% with the teachers' data)
+    sae_data: Literal["base", "base+teachers"] = "base+teachers"
 
 
 def _owl_config(summary: dict):
@@ -98,9 +104,14 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
     corpus = sae_corpus(cfg, vocab, fcfg, load_file(roles0["data"])["tokens"])
     corpus_acts = activations(base, corpus, names, store, label="sae corpus")
     cmask = corpus != vocab.pad
+    sources = [corpus_acts]
+    if fcfg.sae_data == "base+teachers":
+        sources += [activations(load_lm(art, art["seeds"][s]["teacher"]), corpus, names, store,
+                                label="sae corpus") for s in seeds]
     saes, quality = {}, {}
     for h in tqdm(names, desc="SAEs"):
-        saes[h], quality[h] = cached_sae(store, corpus_acts[h][cmask], fcfg.sae, h)
+        saes[h], quality[h] = cached_sae(store, torch.cat([a[h][cmask] for a in sources]),
+                                         fcfg.sae, h)
     enc = {h: (lambda x, h=h: saes[h].encode(x)) for h in names}
     with torch.no_grad():
         alive = {h: ((enc[h](corpus_acts[h][cmask]) != 0).any(0)).nonzero()[:, 0] for h in names}
@@ -156,8 +167,23 @@ def seed_analysis(art, roles, vocab, cfg, fcfg, names, saes, enc, alive, target,
         # linear baseline at the answer position
         a = {r: acts[r]["trait"][h][rows, last] for r in ROLES}
         direction = Fe.diff_means(a["teacher"], a["theta_0"])
-        res["linear"] = Fe.projection(Fe.diff_means(a["student_final"], a["control_final"]),
-                                      direction)
+        shift = Fe.diff_means(a["student_final"], a["control_final"])
+        res["linear"] = Fe.projection(shift, direction)
+        # the baseline's causal check: hold the student's projection on the trait direction
+        # at the control's level at the answer position
+        level = float((a["control_final"] @ (direction / direction.norm())).mean())
+        ans = masks["answer"][..., None]
+        lin_rate = trait_rate(models["student_final"], probe, target, h,
+                              lambda x, ans=ans, d=direction, v=level: torch.where(
+                                  ans, Fe.set_projection(x, d, v), x))
+        res["linear"]["gain_removed"] = Fe.gain_removed(lin_rate, rate["student_final"],
+                                                        rate["control_final"])
+        # how much of the student's shift the SAE can see at all, and its top-k features
+        W, top = saes[h].W_dec.detach(), torch.tensor(res["trait"]["top"])
+        f_shift = Fe.mean_shift(f_ans["student_final"], f_ans["control_final"])
+        res["captured"] = {
+            "sae": Fe.captured(f_shift @ W, shift),
+            "top_k": Fe.captured(f_shift[top] @ W[top], shift)}
         # activation patching: teacher -> base, student -> control, per position class
         res["patching"] = {}
         for src, dst in (("teacher", "theta_0"), ("student_final", "control_final")):
@@ -245,8 +271,13 @@ def top_feature_tokens(per_seed, corpus, corpus_acts, cmask, enc, vocab, fcfg) -
             for i in res["trait"]["top"]:
                 vals = f[..., i].flatten()
                 best = vals.topk(fcfg.top_tokens).indices
-                toks = corpus.flatten()[best].tolist()
+                rows, cols = best // corpus.shape[1], best % corpus.shape[1]
+                toks = corpus[rows, cols].tolist()
+                # the context the feature fires in: three tokens before it, then [it]
+                ctx = [" ".join(vocab.tokens[t] for t in corpus[r, max(0, c - 3):c].tolist())
+                       + f" [{vocab.tokens[corpus[r, c]]}]" for r, c in zip(rows, cols)]
                 out[h].append({"feature": i, "tokens": [vocab.tokens[t] for t in toks],
+                               "contexts": ctx,
                                "max_activation": float(vals.max())})
     return out
 
@@ -256,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
                                 description=__doc__.split("\n")[0])
     p.add_argument("run_dir", nargs="?", default=None)
     p.add_argument("--k", type=int, default=FingerprintConfig.k)
+    p.add_argument("--sae-data", choices=("base", "base+teachers"),
+                   default=FingerprintConfig.sae_data)
     args = p.parse_args(argv)
     from interp.study import run_study, setup_logging
 
@@ -270,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (run_dir / "artifacts.json").is_file():
                 raise UsageError(f"{run_dir} has no artifacts.json; pass a run directory "
                                  "written by `python -m interp.study run owl-numbers`")
-        analyse(run_dir, FingerprintConfig(k=args.k))
+        analyse(run_dir, FingerprintConfig(k=args.k, sae_data=args.sae_data))
         print(f"wrote {run_dir}/fingerprint.json, fingerprint.md, fingerprint.html")
         return 0
     except UsageError as e:

@@ -25,7 +25,9 @@ def layer_rows(r: dict) -> list[tuple]:
     ps = r["per_seed"]
     return [(h, f"{r['shift_correlation'][h]:+.3f}", f"{r['shift_correlation_trait'][h]:+.3f}",
              f"{_mean(ps, lambda s, h=h: s['hooks'][h]['linear']['cosine']):+.3f}",
-             f"{_mean(ps, lambda s, h=h: s['hooks'][h]['linear']['coefficient']):+.3f}")
+             f"{_mean(ps, lambda s, h=h: s['hooks'][h]['linear']['coefficient']):+.3f}",
+             f"{_mean(ps, lambda s, h=h: s['hooks'][h]['captured']['sae']):.1%}",
+             f"{_mean(ps, lambda s, h=h: s['hooks'][h]['captured']['top_k']):.1%}")
             for h in r["shift_correlation"]]
 
 
@@ -45,10 +47,11 @@ def causal_rows(r: dict) -> list[tuple]:
     rows = []
     for h in first["hooks"]:
         c = [s["hooks"][h]["causal"] for s in ps.values()]
+        lin = [s["hooks"][h]["linear"]["gain_removed"] for s in ps.values()]
         rows.append((h, fmt_ci([x["gain_removed_top"] for x in c]),
                      fmt_ci([x["gain_removed_random"] for x in c]),
                      fmt_ci([x["gain_removed_random_active"] for x in c]),
-                     fmt_ci([x["steer_rate_gain"] for x in c])))
+                     fmt_ci([x["steer_rate_gain"] for x in c]), fmt_ci(lin)))
     return rows
 
 
@@ -106,19 +109,21 @@ def sections(r: dict) -> list[tuple[str, str, list[go.Figure]]]:
 
 
 def tables(r: dict) -> dict[str, str]:
-    feat_rows = [(h, v["feature"], ", ".join(v["tokens"]), f"{v['max_activation']:.2f}")
-                 for h, fs in r["features"].items() for v in fs]
+    feat_rows = [(h, v["feature"], " / ".join(v.get("contexts", v["tokens"])[:3]),
+                  f"{v['max_activation']:.2f}") for h, fs in r["features"].items() for v in fs]
     return {
         "sae": md_table(["hook", "explained variance", "L0", "dead"], sae_rows(r)),
         "layers": md_table(["hook", "shift corr. (numbers)", "shift corr. (trait)",
-                            "linear: cos(student shift, trait dir)", "linear: coefficient"],
+                            "linear: cos(student shift, trait dir)", "linear: coefficient",
+                            "student shift seen by the SAE", "by its top-k features"],
                            layer_rows(r)),
         "patching": md_table(["hook", "patch (src->dst:positions)", "gain recovered"],
                              patch_rows(r)),
         "causal": md_table(["hook", "gain removed: top-k", "gain removed: random k",
-                            "random k active at the answer", "steering: rate gain"],
+                            "random k active at the answer", "steering: rate gain",
+                            "linear direction held at control"],
                            causal_rows(r)),
-        "features": md_table(["hook", "feature", "top activating tokens", "max act."],
+        "features": md_table(["hook", "feature", "top activating contexts ([token])", "max act."],
                              feat_rows)}
 
 

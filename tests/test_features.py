@@ -72,3 +72,15 @@ def test_answer_rate_and_position_classes():
     assert Fe.answer_rate(logits, last, 1) == pytest.approx(1.0, abs=1e-3)
     m = Fe.position_masks(torch.zeros(2, 4, dtype=torch.long), last)
     assert m["answer"].sum() == 2 and m["context"][0].tolist() == [True, True, False, False]
+
+
+def test_captured_fraction():
+    whole = torch.tensor([2.0, 0.0])
+    assert Fe.captured(torch.tensor([1.0, 5.0]), whole) == pytest.approx(0.5)
+    assert Fe.captured(whole, whole) == pytest.approx(1.0)
+
+
+def test_set_projection_moves_only_along_the_direction():
+    x = torch.tensor([[3.0, 4.0]])
+    out = Fe.set_projection(x, torch.tensor([2.0, 0.0]), 1.0)
+    assert out.tolist() == [[1.0, 4.0]]
