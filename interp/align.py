@@ -127,10 +127,13 @@ def seed_report(art: dict, summary: dict, seed: str, store: Store | None = None)
              if k.startswith("student_step_")}
     res["cumulative"] = A.cumulative(sd["theta_0"], sd["teacher"], ckpts)
     manifest = Path(roles["student_step_1"]).parent / "manifest.json"
-    record = json.loads(manifest.read_text())["meta"].get("record") if manifest.is_file() else None
+    meta = json.loads(manifest.read_text())["meta"] if manifest.is_file() else {}
+    record = meta.get("record")
     if record:  # the recorder's per-step numbers (owl-numbers students)
         res["per_step"] = {kind: {c: [r[kind][c]["cosine"] for r in record]
                                   for c in record[0][kind]} for kind in ("neg_grad", "update")}
+    elif seed in meta.get("per_step", {}):  # digits-aux: the batched recorder, this seed's
+        res["per_step"] = {kind: {"all": v} for kind, v in meta["per_step"][seed].items()}
     # dT is the teacher's own displacement; the cross-init student is measured against it too,
     # where the theorem guarantees nothing (its init is not the teacher's)
     dT = A.delta(sd["teacher"], sd["theta_0"])

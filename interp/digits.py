@@ -26,6 +26,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.record import Recorder
 from interp.registry import Study, register
 from interp.report import bar_with_ci, md_table, md_to_html, write_html
 from interp.stats import fmt_ci
@@ -179,8 +180,10 @@ def draw_noise(cfg: DigitsConfig, d_in: int, g: torch.Generator) -> Float[Tensor
 
 def train_students(init: Params, teacher: Params, teacher_of: list[int],
                    cols: list[tuple[int, int]], noise_seeds: list[int], d_in: int,
-                   cfg: DigitsConfig, checkpoints: set[int]) -> dict[int, Params]:
-    """Distil each student on noise; returns the students' params at each checkpoint step.
+                   cfg: DigitsConfig, checkpoints: set[int],
+                   direction: Params | None = None) -> tuple[dict[int, Params], list[dict]]:
+    """Distil each student on noise; returns the students' params at each checkpoint step
+    and, given a (stacked) ``direction``, the recorder's per-step rows, one value per model.
 
     Student m imitates teacher ``teacher_of[m]`` on logits ``cols[m]``. Teacher t draws its
     own noise stream (seeded by ``noise_seeds[t]``) and every student of teacher t sees
@@ -188,6 +191,8 @@ def train_students(init: Params, teacher: Params, teacher_of: list[int],
     """
     p = {k: v.clone().requires_grad_(True) for k, v in init.items()}
     opt = torch.optim.Adam(p.values(), lr=cfg.student_lr)
+    rec = Recorder(p, init, direction, cfg.checkpoint_every, batched=True).attach(opt) \
+        if direction is not None else None
     gens = [torch.Generator().manual_seed(20_000 + s) for s in noise_seeds]
     groups = {c: [m for m, cm in enumerate(cols) if cm == c] for c in dict.fromkeys(cols)}
     saved = {}
@@ -202,7 +207,7 @@ def train_students(init: Params, teacher: Params, teacher_of: list[int],
         opt.step()
         if step in checkpoints:
             saved[step] = {k: v.detach().clone() for k, v in p.items()}
-    return saved
+    return saved, rec.rows if rec else []
 
 
 # ---------------------------------------------------------------------- the study
@@ -243,8 +248,11 @@ def run(cfg: DigitsConfig, seeds: list[int], out: Path, store: Store) -> dict:
         init = {k: torch.cat([theta0[k], theta0x[k], theta0[k]]) for k in theta0}
         aux, every = (10, d_out), (0, d_out)
         cols = [aux] * (2 * n) + [every] * n
-        saved = train_students(init, teacher, list(range(n)) * 3, cols, seeds, d_in, cfg,
-                               checkpoints)
+        # every student is measured against its teacher's direction (as interp.align does)
+        dT = {k: (teacher[k] - theta0[k]).repeat(3, *[1] * (teacher[k].ndim - 1))
+              for k in theta0}
+        saved, rows = train_students(init, teacher, list(range(n)) * 3, cols, seeds, d_in,
+                                     cfg, checkpoints, dT)
         files, meta = {}, {}
         for step, params in saved.items():
             for r, role in enumerate(ROLES):
@@ -252,11 +260,17 @@ def run(cfg: DigitsConfig, seeds: list[int], out: Path, store: Store) -> dict:
                     files[f"{role}.step{step}.seed{s}"] = state_dict(params, r * n + m)
         final = saved[cfg.student_steps]
         acc = accuracy(final, x_te, y_te)
+        # per step, per same-init student: the cosine of -gradient and of the update with dT
+        meta["per_step"] = {str(s): {kind: [r[kind]["all"]["cosine"][m] for r in rows]
+                                     for kind in ("neg_grad", "update")}
+                            for m, s in enumerate(seeds)}
         for r, role in enumerate(ROLES):
             meta[f"{role}_acc"] = acc[r * n:(r + 1) * n]
         return files, meta
 
-    s_entry = store.get_or_build("digits-aux/students", stage_cfg, build_students)
+    # "record": the students' entry also holds the recorder's per-step numbers
+    s_entry = store.get_or_build("digits-aux/students", {**stage_cfg, "record": 1},
+                                 build_students)
 
     artifacts = {}
     for s in seeds:

@@ -16,33 +16,45 @@ from interp.alignment import component
 
 
 class Recorder:
-    """Per-step alignment of the negative gradient and of the update with a direction dT."""
+    """Per-step alignment of the negative gradient and of the update with a direction dT.
 
-    def __init__(self, model: torch.nn.Module, theta0: dict[str, Tensor],
-                 direction: dict[str, Tensor], checkpoint_every: int = 50):
-        self.named = [(n, p) for n, p in model.named_parameters() if n in direction]
+    ``batched=True`` is for models stacked along a first axis (the digits study trains all
+    seeds as one batch): every number is then a list, one per model."""
+
+    def __init__(self, model: torch.nn.Module | dict[str, Tensor], theta0: dict[str, Tensor],
+                 direction: dict[str, Tensor], checkpoint_every: int = 50,
+                 batched: bool = False):
+        params = model.items() if isinstance(model, dict) else model.named_parameters()
+        self.batched = batched
+        self.named = [(n, p) for n, p in params if n in direction]
         self.dT = {n: direction[n].detach().double() for n, _ in self.named}
         self.theta0 = {n: theta0[n].detach().double() for n, _ in self.named}
         self.comp = {n: component(n) for n, _ in self.named}
-        self.norm_dT = self._by_comp({n: float(d.pow(2).sum()) for n, d in self.dT.items()})
+        self.norm_dT = self._by_comp({n: self._sum(d.pow(2)) for n, d in self.dT.items()})
         self.every = checkpoint_every
         self.step = 0
         self.rows: list[dict] = []
         self._before: dict[str, Tensor] = {}
 
-    def _by_comp(self, vals: dict[str, float]) -> dict[str, float]:
-        out = {"all": 0.0}
+    def _sum(self, t: Tensor) -> Tensor:  # a scalar, or one number per stacked model
+        return t.flatten(1).sum(1) if self.batched else t.sum()
+
+    def _by_comp(self, vals: dict[str, Tensor]) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
         for n, v in vals.items():
-            out["all"] += v
-            out[self.comp[n]] = out.get(self.comp[n], 0.0) + v
+            out["all"] = out.get("all", 0) + v
+            out[self.comp[n]] = out.get(self.comp[n], 0) + v
         return out
 
-    def _align(self, vecs: dict[str, Tensor]) -> dict[str, dict[str, float]]:
-        ip = self._by_comp({n: float((v.double() * self.dT[n]).sum()) for n, v in vecs.items()})
-        nv = self._by_comp({n: float(v.double().pow(2).sum()) for n, v in vecs.items()})
-        return {c: {"inner_product": ip[c],
-                    "cosine": ip[c] / (nv[c] * self.norm_dT[c]) ** 0.5
-                    if nv[c] > 0 and self.norm_dT[c] > 0 else 0.0} for c in ip}
+    def _align(self, vecs: dict[str, Tensor]) -> dict[str, dict[str, float | list[float]]]:
+        ip = self._by_comp({n: self._sum(v.double() * self.dT[n]) for n, v in vecs.items()})
+        nv = self._by_comp({n: self._sum(v.double().pow(2)) for n, v in vecs.items()})
+        out = {}
+        for c in ip:
+            den = (nv[c] * self.norm_dT[c]).sqrt()
+            cos = torch.where(den > 0, ip[c] / den.clamp(min=1e-300), torch.zeros_like(den))
+            out[c] = {"inner_product": ip[c].tolist(), "cosine": cos.tolist()}
+        return out
 
     def attach(self, opt: torch.optim.Optimizer) -> Recorder:
         opt.register_step_pre_hook(lambda *_: self._pre())

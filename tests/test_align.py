@@ -97,3 +97,11 @@ def test_second_run_does_no_forward_passes(aligned, owl_run, cache_dir, monkeypa
     run_study("owl-numbers", seeds=2, seed_start=0, out=out, preset="tiny", store=store)
     report(out, store)
     assert calls == [] and store.misses == 0
+
+
+def test_recorder_curves_for_both_studies(aligned):
+    """Both studies record per-step alignment (the digits one through the batched recorder)."""
+    _, result = aligned
+    for v in result["seeds"].values():
+        curve = v["per_step"]["update"]["all"]
+        assert len(curve) > 10 and all(-1 <= c <= 1 for c in curve)
