@@ -87,7 +87,7 @@ def _owl_probe(art: dict, summary: dict, roles: dict, seed: int, n: int = 64,
 PROBES = {"mlp": _digits_probe, "hooked_transformer": _owl_probe}
 
 
-ALIGN_VERSION = 2  # bump when seed_report's output changes, so cached reports rebuild
+ALIGN_VERSION = 3  # bump when seed_report's output changes, so cached reports rebuild
 
 
 def file_id(path: str | Path) -> str:
