@@ -350,4 +350,8 @@ TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_mlp": 128, "pretrain_step
         "checkpoint_every": 30, "eval_samples": 50}
 register(Study("owl-numbers", OwlConfig, run,
                "a trait travels through number sequences in a tiny transformer from scratch",
-               default_seeds=3, presets={"tiny": TINY}))
+               default_seeds=3, presets={
+                   "tiny": TINY,
+                   # the paper's protocol (fine-tuning on sampled tokens): a weak transfer,
+                   # 8.7 points [3.6, 13.7] over control across 6 seeds at these defaults
+                   "sampled": {"mode": "sampled"}}))
