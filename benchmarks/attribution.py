@@ -67,7 +67,8 @@ def measure(reps: int, batch: int = 64) -> Measured:
                          "(interp.alignment.token_attribution, one JVP) vs a loop of "
                          "per-example forward + one backward per position, dotted with the "
                          "direction; the JVP is timed as the mean of 3 calls; they agree to "
-                         f"max difference {err:.1e} relative to the largest attribution. Per-sequence attribution (one "
+                         f"max difference {err:.1e} relative to the largest attribution. "
+                         "Per-sequence attribution (one "
                          "backward per example, no per-token split; measured once, not "
                          f"paired): loop / JVP = {seq_ratio:.1f}.")
 
