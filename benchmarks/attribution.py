@@ -12,8 +12,6 @@ For reference the note also times the per-sequence version (one backward per exa
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 import torch.nn.functional as F
 
@@ -82,13 +80,9 @@ ROW = Row("attribution", "per-token attribution by one JVP vs a per-example back
 
 
 def main() -> None:
-    from benchmarks.table import table
+    from benchmarks.table import standalone
 
-    p = argparse.ArgumentParser()
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--reps", type=int, default=5)
-    args = p.parse_args()
-    print(table([(ROW, measure(args.reps, args.batch))]))
+    standalone(ROW, measure, batch=64)
 
 
 if __name__ == "__main__":

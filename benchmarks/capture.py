@@ -8,8 +8,6 @@ no store: the toolkit's overhead over the plain TransformerLens call it wraps.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
 from benchmarks.common import Context, Measured, Row, paired, seconds
@@ -47,13 +45,9 @@ ROW = Row("capture", "activation capture (interp.activations.capture) vs TL run_
 
 
 def main() -> None:
-    from benchmarks.table import table
+    from benchmarks.table import standalone
 
-    p = argparse.ArgumentParser()
-    p.add_argument("--n", type=int, default=256)
-    p.add_argument("--reps", type=int, default=5)
-    args = p.parse_args()
-    print(table([(ROW, measure(args.reps, args.n))]))
+    standalone(ROW, measure, n=256)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ step as in ``interp.lm.pretrain``. Each repetition measures the float32 matmul p
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 import numpy as np
@@ -80,13 +79,9 @@ ROW = Row("pretrain", "base-model pretraining FLOP/s (tokens/s) vs float32 matmu
 
 
 def main() -> None:
-    from benchmarks.table import table
+    from benchmarks.table import standalone
 
-    p = argparse.ArgumentParser()
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--reps", type=int, default=5)
-    args = p.parse_args()
-    print(table([(ROW, measure(args.reps, args.steps))]))
+    standalone(ROW, measure, steps=30)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ mode on random number sequences; paired repetitions, median ratio with min and m
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
 from benchmarks.common import Context, Measured, Row, paired, seconds
@@ -51,13 +49,9 @@ ROW = Row("recorder", "distillation run with the Recorder attached vs without", 
 
 
 def main() -> None:
-    from benchmarks.table import table
+    from benchmarks.table import standalone
 
-    p = argparse.ArgumentParser()
-    p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--reps", type=int, default=5)
-    args = p.parse_args()
-    print(table([(ROW, measure(args.reps, args.steps))]))
+    standalone(ROW, measure, steps=60)
 
 
 if __name__ == "__main__":

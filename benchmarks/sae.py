@@ -8,7 +8,6 @@ with the same trainer settings; the direct side feeds a plain iterator of random
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
 
 import torch
@@ -60,13 +59,9 @@ ROW = Row("sae", "SAE training throughput: interp.sae.train vs sae-lens SAETrain
 
 
 def main() -> None:
-    from benchmarks.table import table
+    from benchmarks.table import standalone
 
-    p = argparse.ArgumentParser()
-    p.add_argument("--samples", type=int, default=100_000)
-    p.add_argument("--reps", type=int, default=5)
-    args = p.parse_args()
-    print(table([(ROW, measure(args.reps, samples=args.samples))]))
+    standalone(ROW, measure, samples=100_000)
 
 
 if __name__ == "__main__":

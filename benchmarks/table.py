@@ -89,3 +89,17 @@ def table(results: list[tuple[Row, Measured | BaseException]]) -> str:
 def report(command: str, reps: int, quick: bool,
            results: list[tuple[Row, Measured | BaseException]]) -> str:
     return header(command, reps, quick) + "\n\n" + table(results) + "\n"
+
+
+def standalone(row: Row, measure, **sizes: int) -> None:
+    """``python -m benchmarks.<row>``: that row alone, with ``--reps`` and its sizes as
+    options (the keyword arguments of ``measure``, at these defaults)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog=f"python -m benchmarks.{row.name}")
+    p.add_argument("--reps", type=int, default=5)
+    for name, default in sizes.items():
+        p.add_argument(f"--{name}", type=int, default=default)
+    args = vars(p.parse_args())
+    reps = args.pop("reps")
+    print(table([(row, measure(reps, **args))]))
