@@ -17,7 +17,7 @@ from pathlib import Path
 from interp.fingerprint import FingerprintConfig, analyse
 from interp.report import md_table
 from interp.stats import fmt_ci
-from interp.study import run_study, setup_logging
+from interp.study import run_dir_or_default, setup_logging
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
     p.add_argument("--out", default="runs/fingerprint_sweep.md")
     args = p.parse_args()
     setup_logging()
-    run_dir = Path(args.run_dir) if args.run_dir else run_study("owl-numbers")[0]
+    run_dir = run_dir_or_default(args.run_dir)
     rows = []
     for k in map(int, args.ks.split(",")):
         r = analyse(run_dir, dataclasses.replace(FingerprintConfig(), k=k), write=False)

@@ -375,17 +375,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m interp.align", description=__doc__.split("\n")[0])
     p.add_argument("run_dir", nargs="?", default=None)
     args = p.parse_args(argv)
-    from interp.study import run_study, setup_logging
+    from interp.study import run_dir_or_default, setup_logging
 
     setup_logging()
     try:
-        if args.run_dir is None:
-            run_dir, _ = run_study("owl-numbers")
-        else:
-            run_dir = Path(args.run_dir)
-            if not (run_dir / "artifacts.json").is_file():
-                raise UsageError(f"{run_dir} has no artifacts.json; pass a run directory "
-                                 "written by `python -m interp.study run`")
+        run_dir = run_dir_or_default(args.run_dir)
         report(run_dir)
         print(f"wrote {run_dir}/align.html, align.md, align.json")
         return 0

@@ -264,14 +264,14 @@ def top_feature_tokens(per_seed, corpus, corpus_acts, cmask, enc, vocab, fcfg) -
     which they fire most."""
     out = {}
     first = next(iter(per_seed.values()))
+    where = cmask.nonzero()  # (row, position) of every real token, as encoded below
     with torch.no_grad():
         for h, res in first["hooks"].items():
-            f = enc[h](corpus_acts[h]) * cmask[..., None]  # [n, pos, f], padding silenced
+            f = enc[h](corpus_acts[h][cmask])  # [tokens, f]: real tokens only, no padding
             out[h] = []  # a list, in rank order (JSON objects lose their order)
             for i in res["trait"]["top"]:
-                vals = f[..., i].flatten()
-                best = vals.topk(fcfg.top_tokens).indices
-                rows, cols = best // corpus.shape[1], best % corpus.shape[1]
+                vals = f[:, i]
+                rows, cols = where[vals.topk(fcfg.top_tokens).indices].unbind(-1)
                 toks = corpus[rows, cols].tolist()
                 # the context the feature fires in: three tokens before it, then [it]
                 ctx = [" ".join(vocab.tokens[t] for t in corpus[r, max(0, c - 3):c].tolist())
@@ -290,19 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sae-data", choices=("base", "base+teachers"),
                    default=FingerprintConfig.sae_data)
     args = p.parse_args(argv)
-    from interp.study import run_study, setup_logging
+    from interp.study import run_dir_or_default, setup_logging
 
     setup_logging()
     try:
         if args.k < 1:
             raise UsageError(f"--k must be at least 1, got {args.k}")
-        if args.run_dir is None:
-            run_dir, _ = run_study("owl-numbers")
-        else:
-            run_dir = Path(args.run_dir)
-            if not (run_dir / "artifacts.json").is_file():
-                raise UsageError(f"{run_dir} has no artifacts.json; pass a run directory "
-                                 "written by `python -m interp.study run owl-numbers`")
+        run_dir = run_dir_or_default(args.run_dir)
         analyse(run_dir, FingerprintConfig(k=args.k, sae_data=args.sae_data))
         print(f"wrote {run_dir}/fingerprint.json, fingerprint.md, fingerprint.html")
         return 0

@@ -115,6 +115,18 @@ def run_study(name: str, seeds: int | None = None, seed_start: int = 0,
     return out_dir, summary
 
 
+def run_dir_or_default(run_dir: str | Path | None, study: str = "owl-numbers") -> Path:
+    """A report's input: the given run directory (checked), or ``study`` run with its
+    defaults (from the cache when it has been run before)."""
+    if run_dir is None:
+        return run_study(study)[0]
+    path = Path(run_dir)
+    if not (path / "artifacts.json").is_file():
+        raise UsageError(f"{path} has no artifacts.json; pass a run directory written by "
+                         f"`python -m interp.study run {study}`")
+    return path
+
+
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
 
