@@ -75,8 +75,10 @@ def find(store: Store, query: str) -> Entry:
     if not matches:
         raise CacheError(f"no entry matches {query!r} in {store.root}")
     if len(matches) > 1:
-        raise CacheError(f"{query!r} is ambiguous: it matches "
-                         f"{', '.join(e.name for e in matches)}")
+        shown = ", ".join(e.name for e in matches[:8])  # a long list would bury the hint
+        more = f" and {len(matches) - 8} more" if len(matches) > 8 else ""
+        raise CacheError(f"{query!r} is ambiguous: it matches {shown}{more}; give more of "
+                         "the key")
     return matches[0]
 
 
