@@ -53,13 +53,17 @@ def split(acts: Float[Tensor, "n d"], cfg: SAEConfig) -> tuple[Tensor, Tensor]:
     return acts[perm[n_hold:]], acts[perm[:n_hold]]
 
 
-def train(acts: Float[Tensor, "n d"], cfg: SAEConfig, hook: str = "") -> SAE:
-    """A BatchTopK SAE trained with sae-lens's SAETrainer on ``acts``; returns the inference
-    SAE (JumpReLU with the learned threshold)."""
+def check(acts: Float[Tensor, "n d"], cfg: SAEConfig) -> None:
     cfg.validate()
     if acts.ndim != 2 or len(acts) < cfg.batch:
         raise ValueError(f"need activations [n >= {cfg.batch}, d_in], got {tuple(acts.shape)}; "
                          "flatten positions and capture more tokens")
+
+
+def train(acts: Float[Tensor, "n d"], cfg: SAEConfig, hook: str = "") -> SAE:
+    """A BatchTopK SAE trained with sae-lens's SAETrainer on ``acts``; returns the inference
+    SAE (JumpReLU with the learned threshold)."""
+    check(acts, cfg)
     torch.manual_seed(cfg.seed)
     d_in = acts.shape[1]
     sae_cfg = BatchTopKTrainingSAEConfig(d_in=d_in, d_sae=cfg.expansion * d_in, k=cfg.k,
@@ -95,6 +99,7 @@ def quality(sae: SAE, acts: Float[Tensor, "n d"]) -> dict[str, float]:
 def cached(store: Store, acts: Float[Tensor, "n d"], cfg: SAEConfig, hook: str) \
         -> tuple[SAE, dict]:
     """The SAE for these activations and config, trained once; (sae, quality)."""
+    check(acts, cfg)  # before the held-out split, so the error names the caller's shape
     key = {"acts": digest(acts), "hook": hook, "sae": cfg}
 
     def build():
