@@ -66,3 +66,17 @@ def test_a_digits_run_is_a_clear_error(digits_run, capsys):
     out, _ = digits_run
     assert main([str(out)]) == 2
     assert "owl-numbers" in capsys.readouterr().err
+
+
+def test_causal_hook_is_the_one_where_trait_shifts_agree_most():
+    """summarise picks the hook by trait-shift correlation, before any causal number."""
+    from interp.fingerprint import summarise
+
+    def hook(corr, removed):
+        return {"numbers": {"correlation": 0.0}, "trait": {"correlation": corr},
+                "causal": {"gain_removed_top": removed, "gain_removed_random": 0.0,
+                           "gain_removed_random_active": 0.0, "steer_rate_gain": 0.0}}
+    per_seed = {s: {"hooks": {"a": hook(0.2, 0.9), "b": hook(0.8, 0.4)}} for s in "01"}
+    out = summarise(per_seed, {}, ["a", "b"], SMALL)
+    assert out["causal"]["hook"] == "b"
+    assert out["causal"]["gain_removed_top"] == [0.4, 0.4]
