@@ -13,7 +13,8 @@ import statistics as st
 import time
 from pathlib import Path
 
-from interp.study import run_study, setup_logging
+from interp.cli import setup_logging
+from interp.studies.runner import run_study
 
 # Each row overrides the defaults; the earlier rows are the paper-like settings we started from.
 OLD = {"noise_low": "0", "teacher_lr": "3e-3", "student_lr": "3e-3", "student_batch": "256",

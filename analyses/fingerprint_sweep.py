@@ -14,10 +14,11 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from interp.fingerprint import FingerprintConfig, analyse
-from interp.report import md_table
-from interp.stats import fmt_ci
-from interp.study import run_dir_or_default, setup_logging
+from interp.analysis.fingerprint import FingerprintConfig, analyse
+from interp.cli import setup_logging
+from interp.metrics.stats import fmt_ci
+from interp.reports.html import md_table
+from interp.studies.runner import run_dir_or_default
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ def main() -> None:
     run_dir = run_dir_or_default(args.run_dir)
     rows = []
     for k in map(int, args.ks.split(",")):
-        r = analyse(run_dir, dataclasses.replace(FingerprintConfig(), k=k), write=False)
+        r = analyse(run_dir, dataclasses.replace(FingerprintConfig(), k=k))
         for hook in r["shift_correlation"]:
             c = [s["hooks"][hook]["causal"] for s in r["per_seed"].values()]
             rows.append((k, hook, fmt_ci([x["gain_removed_top"] for x in c]),

@@ -13,10 +13,11 @@ import argparse
 import time
 from pathlib import Path
 
-from interp.owl_report import transfer
-from interp.report import md_table
-from interp.stats import fmt_ci, mean_ci
-from interp.study import run_study, setup_logging
+from interp.cli import setup_logging
+from interp.metrics.stats import fmt_ci, mean_ci
+from interp.metrics.transfer import transfer
+from interp.reports.html import md_table
+from interp.studies.runner import run_study
 
 BASE = {"mode": "sampled", "roles": "student,control"}
 GRID = [

@@ -4,7 +4,7 @@
 
 Setup, once and untimed: the owl-numbers study, preset "tiny", in a temporary cache and
 run directory. Each repetition removes the store's ``align/seed`` and ``activations``
-entries, times ``interp.align.report`` (cold), then times it again (warm).
+entries, times the align report (analyse + write) cold, then again warm.
 """
 
 from __future__ import annotations
@@ -18,9 +18,16 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import Context, Measured, Row, paired, seconds
-from interp import align
-from interp.store import Store
-from interp.study import run_study
+from interp.analysis import align
+from interp.reports.align import write
+from interp.storage.store import Store
+from interp.studies.runner import run_study
+
+
+def report(run_dir, store):
+    """What ``python -m interp.align RUN_DIR`` does: analyse, then write the three files."""
+    write(run_dir, align.analyse(run_dir, store))
+
 
 COLD_KINDS = ("align/seed", "activations")
 
@@ -45,12 +52,12 @@ def make_cold(root: Path) -> None:
 def measure(reps: int, run_dir: Path, root: Path) -> Measured:
     def cold() -> float:
         make_cold(root)
-        return seconds(lambda: align.report(run_dir, Store(root)))
+        return seconds(lambda: report(run_dir, Store(root)))
 
-    c, w = paired(reps, "align", cold, lambda: seconds(lambda: align.report(run_dir, Store(root))))
+    c, w = paired(reps, "align", cold, lambda: seconds(lambda: report(run_dir, Store(root))))
     seeds = len(json.loads((run_dir / "artifacts.json").read_text())["seeds"])
     return Measured(c, w, "s", speedup=True,
-                    note=f"interp.align.report on a tiny owl-numbers run (seeds: {seeds}, "
+                    note=f"analyse + write on a tiny owl-numbers run (seeds: {seeds}, "
                          "preset tiny, built once before the repetitions); cold = after "
                          f"removing the store's {' and '.join(COLD_KINDS)} entries, warm = "
                          "the same call again; both write align.json/.md/.html.")

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import Context, Measured, Row, paired, seconds
-from interp import alignment as A
-from interp import lm
-from interp.world import Vocab
+from interp.metrics import alignment as A
+from interp.studies import lm
+from interp.studies.world import Vocab
 
 
 def measure(reps: int, batch: int = 64) -> Measured:

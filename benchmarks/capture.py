@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 
 from benchmarks.common import Context, Measured, Row, paired, seconds
-from interp import lm
-from interp.activations import capture, hook_names
-from interp.world import Vocab
+from interp.storage.activations import capture, hook_names
+from interp.studies import lm
+from interp.studies.world import Vocab
 
 
 def measure(reps: int, n: int = 256, pos: int = 40, number: int = 5) -> Measured:

@@ -15,8 +15,8 @@ import tempfile
 import time
 
 from benchmarks.common import Context, Measured, Row, paired
-from interp.store import Store
-from interp.study import run_study
+from interp.storage.store import Store
+from interp.studies.runner import run_study
 
 # the row's reduced schedule, so that 5 paired repetitions fit the time budget
 ROW_SETS = ["student_steps=200", "teacher_steps=100", "checkpoint_every=100"]
@@ -41,7 +41,7 @@ def step_ms(models: int, steps: int = 30, hidden: int = 256, batch: int = 128) -
     inner loop: forward, KL on the aux logits, backward, Adam)."""
     import torch
 
-    from interp.digits import distill_loss, forward, init_params
+    from interp.studies.digits import distill_loss, forward, init_params
 
     p = {k: v.requires_grad_(True) for k, v in
          init_params(list(range(models)), 64, hidden, 13, "kaiming").items()}

@@ -20,7 +20,7 @@ from benchmarks.common import Context, Measured, Row, paired
 
 WRAPPER = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
            "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-BASELINE = [sys.executable, "-c", "import interp.align, interp.owl"]
+BASELINE = [sys.executable, "-c", "import interp.analysis.align, interp.studies.owl"]
 
 
 def peak_rss_mib(cmd: list[str], env: dict[str, str]) -> float:
@@ -53,7 +53,7 @@ def measure(reps: int, run_dir: Path, cache: Path | None = None, label: str = ""
     return Measured(base, peak, "MiB",
                     note=f"run measured: {label or run_dir}; INTERP_CACHE: "
                          f"{where}, {state}; baseline = `python "
-                         "-c 'import interp.align, interp.owl'`; peak RSS via "
+                         "-c 'import interp.analysis.align, interp.studies.owl'`; peak RSS via "
                          "getrusage(RUSAGE_CHILDREN).ru_maxrss of a one-child wrapper.")
 
 

@@ -16,8 +16,8 @@ import torch
 from transformer_lens import HookedTransformer
 
 from benchmarks.common import Context, Measured, Row, paired, seconds
-from interp import lm
-from interp.world import Vocab, WorldConfig, corpus_batch
+from interp.studies import lm
+from interp.studies.world import Vocab, WorldConfig, corpus_batch
 
 
 def peak_flops(n: int = 2048, iters: int = 3) -> float:

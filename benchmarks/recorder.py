@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 
 from benchmarks.common import Context, Measured, Row, paired, seconds
-from interp import lm
-from interp.record import Recorder
-from interp.world import Vocab
+from interp.metrics.record import Recorder
+from interp.studies import lm
+from interp.studies.world import Vocab
 
 
 def measure(reps: int, steps: int = 60, batch: int = 32) -> Measured:

@@ -16,7 +16,7 @@ from sae_lens.config import LoggingConfig, SAETrainerConfig
 from sae_lens.training.sae_trainer import SAETrainer
 
 from benchmarks.common import Context, Measured, Row, paired, seconds
-from interp import sae
+from interp.analysis import sae
 
 
 def direct(acts: torch.Tensor, cfg: sae.SAEConfig) -> None:

@@ -24,8 +24,8 @@ def cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def digits_run(cache_dir, tmp_path_factory):
-    from interp.store import Store
-    from interp.study import run_study
+    from interp.storage.store import Store
+    from interp.studies.runner import run_study
 
     out = tmp_path_factory.mktemp("digits-run")
     # the "small" preset still transfers clearly (about 10 s for 3 seeds)
@@ -37,8 +37,8 @@ def digits_run(cache_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def owl_run(cache_dir, tmp_path_factory):
-    from interp.store import Store
-    from interp.study import run_study
+    from interp.storage.store import Store
+    from interp.studies.runner import run_study
 
     out = tmp_path_factory.mktemp("owl-run")
     # the "tiny" preset: a 1-layer d_model 32 transformer, a few hundred steps

@@ -1,0 +1,145 @@
+"""Typed results between the analyses and the reports (and the JSON files they become).
+
+Each analysis returns one of these; each report renders one. They are TypedDicts, so a
+result is its own JSON (``align.json`` and ``fingerprint.json`` keep their keys) and a
+type checker sees every key a report reads. Owns: the shapes of results. Imports nothing
+from interp, so reports may import it without importing the analyses.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from typing_extensions import NotRequired
+
+
+# ---------------------------------------------------------------- align
+class Alignment(TypedDict):
+    inner_product: float
+    cosine: float
+
+
+class CumulativePoint(TypedDict):
+    cosine: float
+    components: dict[str, float]  # component -> cosine with dT
+
+
+class SignCheck(TypedDict):
+    """-grad L(theta_0) . dT for a small gradient step, and its Gauss-Newton form."""
+
+    inner_product: float
+    cosine: float
+    gauss_newton: float
+    first_step: NotRequired[Alignment]  # cross-init: the saved first Adam step
+
+
+class TokenValue(TypedDict):
+    token: str
+    mean: float
+    count: int
+
+
+class TokenReport(TypedDict):
+    positions: int
+    total: float
+    top_values: list[TokenValue]
+    disagree_rate_top10pct: float
+    disagree_rate_all: float
+
+
+class Drift(TypedDict):
+    relative: float  # |a_S - a_0| / |a_0|
+    cosine: float  # of the shift with the teacher's shift
+
+
+class SeedAlignment(TypedDict):
+    first_step: Alignment
+    coverage: float
+    components: dict[str, Alignment]
+    cumulative: dict[int, CumulativePoint]
+    per_step: NotRequired[dict[str, dict[str, list[float]]]]  # kind -> component -> cosines
+    gradient_step: NotRequired[SignCheck]
+    cross_init: NotRequired[SignCheck]
+    tokens: NotRequired[TokenReport]
+    drift: NotRequired[dict[str, dict[str, dict[str, Drift]]]]  # role -> probe -> hook
+
+
+class AlignResult(TypedDict):
+    study: str
+    seeds: dict[str, SeedAlignment]
+
+
+# ---------------------------------------------------------------- fingerprint
+class SAEQuality(TypedDict):
+    explained_variance: float
+    l0: float
+    dead_fraction: float
+
+
+class ShiftAgreement(TypedDict):
+    correlation: float
+    top: list[int]
+    top_shared: list[float]
+
+
+class Linear(TypedDict):
+    coefficient: float
+    cosine: float
+    gain_removed: float
+
+
+class Patch(TypedDict):
+    rate: float
+    recovered: float
+
+
+class Causal(TypedDict):
+    ablated_top_rate: float
+    ablated_random_rates: list[float]
+    gain_removed_top: float
+    gain_removed_random: float
+    gain_removed_random_active: float
+    steered_rate: float
+    steer_rate_gain: float
+
+
+class HookResult(TypedDict):
+    numbers: ShiftAgreement
+    trait: ShiftAgreement
+    linear: Linear
+    captured: dict[str, float]  # "sae", "top_k": fraction of the student's shift seen
+    patching: dict[str, Patch]  # "src->dst:positions"
+    causal: Causal
+
+
+class SeedFingerprint(TypedDict):
+    rates: dict[str, float]
+    hooks: dict[str, HookResult]
+
+
+class CausalSummary(TypedDict):
+    hook: str
+    k: int
+    rule: str
+    gain_removed_top: list[float]
+    gain_removed_random: list[float]
+    gain_removed_random_active: list[float]
+    steer_rate_gain: list[float]
+
+
+class FeatureContexts(TypedDict):
+    feature: int
+    tokens: list[str]
+    contexts: list[str]
+    max_activation: float
+
+
+class FingerprintResult(TypedDict):
+    sae: dict[str, SAEQuality]
+    sae_config: dict
+    shift_correlation: dict[str, float]
+    shift_correlation_trait: dict[str, float]
+    causal: CausalSummary
+    per_seed: dict[str, SeedFingerprint]
+    features: dict[str, list[FeatureContexts]]
+    trait: str

@@ -1,0 +1,114 @@
+"""Sparse autoencoders on cached activations, trained with sae-lens and kept in the store.
+
+The architecture is sae-lens's BatchTopK (saved, as sae-lens does, as a JumpReLU SAE for
+inference). Training reads a tensor of activations rather than a language model, so the
+same activation cache that the align report fills feeds it; wandb stays off.
+Quality is measured with sae-lens's own explained-variance calculator on held-out rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from jaxtyping import Float
+from sae_lens import SAE, BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig
+from sae_lens.config import LoggingConfig, SAETrainerConfig
+from sae_lens.evals import ExplainedVarianceCalculator
+from sae_lens.training.sae_trainer import SAETrainer
+from torch import Tensor
+
+from interp.storage.activations import digest
+from interp.storage.store import Store
+
+
+@dataclasses.dataclass(frozen=True)
+class SAEConfig:
+    expansion: int = 8  # d_sae = expansion * d_in
+    k: float = 8.0  # BatchTopK: active features per token on average
+    samples: int = 300_000  # training tokens (the cached rows, cycled)
+    batch: int = 1024
+    lr: float = 1e-3
+    holdout: float = 0.1  # rows kept out of training to measure quality
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.expansion < 1 or self.k <= 0 or self.samples < self.batch:
+            raise ValueError(f"invalid SAE config {self}: need expansion >= 1, k > 0 and "
+                             "samples >= batch")
+
+
+def _rows(acts: Float[Tensor, "n d"], batch: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    while True:  # sae-lens asks for batches until it has seen `samples` rows
+        for idx in torch.randperm(len(acts), generator=g).split(batch):
+            if len(idx) == batch:
+                yield acts[idx]
+
+
+def split(acts: Float[Tensor, "n d"], cfg: SAEConfig) -> tuple[Tensor, Tensor]:
+    """(train, held-out) rows, a fixed shuffle of the cache."""
+    perm = torch.randperm(len(acts), generator=torch.Generator().manual_seed(cfg.seed + 1))
+    n_hold = max(1, int(len(acts) * cfg.holdout))
+    return acts[perm[n_hold:]], acts[perm[:n_hold]]
+
+
+def check(acts: Float[Tensor, "n d"], cfg: SAEConfig) -> None:
+    cfg.validate()
+    if acts.ndim != 2 or len(acts) < cfg.batch:
+        raise ValueError(f"need activations [n >= {cfg.batch}, d_in], got {tuple(acts.shape)}; "
+                         "flatten positions and capture more tokens")
+
+
+def train(acts: Float[Tensor, "n d"], cfg: SAEConfig, hook: str = "") -> SAE:
+    """A BatchTopK SAE trained with sae-lens's SAETrainer on ``acts``; returns the inference
+    SAE (JumpReLU with the learned threshold)."""
+    check(acts, cfg)
+    torch.manual_seed(cfg.seed)
+    d_in = acts.shape[1]
+    sae_cfg = BatchTopKTrainingSAEConfig(d_in=d_in, d_sae=cfg.expansion * d_in, k=cfg.k,
+                                         dtype="float32", device="cpu")
+    sae_cfg.metadata.hook_name = hook
+    trainer_cfg = SAETrainerConfig(
+        total_training_samples=cfg.samples, train_batch_size_samples=cfg.batch, lr=cfg.lr,
+        lr_end=cfg.lr, dead_feature_window=200, feature_sampling_window=200,
+        n_batches_for_norm_estimate=20, logger=LoggingConfig(log_to_wandb=False))
+    trained = SAETrainer(trainer_cfg, BatchTopKTrainingSAE(sae_cfg),
+                         _rows(acts, cfg.batch, cfg.seed)).fit()
+    return to_inference(trained)
+
+
+def to_inference(trained: BatchTopKTrainingSAE) -> SAE:
+    state = trained.state_dict()
+    trained.process_state_dict_for_saving_inference(state)
+    sae = SAE.from_dict(trained.cfg.get_inference_sae_cfg_dict())
+    sae.load_state_dict(state)
+    return sae.eval()
+
+
+@torch.no_grad()
+def quality(sae: SAE, acts: Float[Tensor, "n d"]) -> dict[str, float]:
+    """sae-lens's explained variance, mean L0, and the fraction of features never active."""
+    ev = ExplainedVarianceCalculator()
+    feats = sae.encode(acts)
+    ev.add_batch(sae_output=sae.decode(feats), hidden_acts=acts)
+    return {"explained_variance": ev.compute(), "l0": float((feats != 0).sum(-1).float().mean()),
+            "dead_fraction": float(((feats != 0).sum(0) == 0).float().mean())}
+
+
+def cached(store: Store, acts: Float[Tensor, "n d"], cfg: SAEConfig, hook: str) \
+        -> tuple[SAE, dict]:
+    """The SAE for these activations and config, trained once; (sae, quality)."""
+    check(acts, cfg)  # before the held-out split, so the error names the caller's shape
+    key = {"acts": digest(acts), "hook": hook, "sae": cfg}
+
+    def build():
+        train_rows, held = split(acts, cfg)
+        sae = train(train_rows, cfg, hook)
+        return ({"sae": sae.state_dict()},
+                {"cfg": sae.cfg.to_dict(), "quality": quality(sae, held)})
+
+    entry = store.get_or_build("sae", key, build)
+    sae = SAE.from_dict(entry.meta["cfg"])
+    sae.load_state_dict(entry.load("sae"))
+    return sae.eval(), entry.meta["quality"]

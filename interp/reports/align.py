@@ -1,0 +1,154 @@
+"""align.json, align.md and align.html: the align analysis in tables, figures and words.
+
+Renders an ``AlignResult`` (and, when the run has one, the fingerprint's finding); computes
+nothing. Must not import: studies, analysis (beyond its result types), the CLIs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from interp.analysis.results import AlignResult
+from interp.metrics.stats import fmt_ci
+from interp.reports.html import bar_with_ci, md_table, md_to_html, write_html
+from interp.storage.store import write_json, write_text
+
+
+def write(run_dir: Path, result: AlignResult) -> None:
+    """align.json, align.md and align.html beside the run."""
+    write_json(run_dir / "align.json", result)
+    render(run_dir, result, json.loads((run_dir / "summary.json").read_text()))
+
+
+def render(run_dir: Path, result: AlignResult, summary: dict) -> None:
+    """align.md and align.html; with a fingerprint.json beside them, its sections too."""
+    md, sections = markdown(result), transfer_sections(summary, result) + html_sections(result)
+    fp = run_dir / "fingerprint.json"
+    if fp.is_file():
+        from interp.reports.fingerprint import finding
+        from interp.reports.fingerprint import sections as fp_sections
+
+        r = json.loads(fp.read_text())
+        md += f"\n## Where the fingerprint lives (fingerprint.md)\n\n{finding(r)}\n"
+        sections += [(f"Fingerprint: {h}", t, f) for h, t, f in fp_sections(r)]
+    write_text(run_dir / "align.md", md)
+    write_html(run_dir / "align.html", f"alignment: {summary['study']}", sections)
+
+
+def _sign_rows(result: dict) -> list[tuple]:
+    s = result["seeds"]
+    rows = []
+    for label, key in (("same init", "gradient_step"), ("cross init", "cross_init")):
+        vals = [v[key]["inner_product"] for v in s.values() if key in v]
+        if vals:
+            rows.append((label, f"{sum(x >= 0 for x in vals)}/{len(vals)}",
+                         fmt_ci([v[key]["cosine"] for v in s.values() if key in v], pct=False,
+                                digits=4),
+                         f"{min(vals):.3g} .. {max(vals):.3g}"))
+    return rows
+
+
+def markdown(result: dict) -> str:
+    s = result["seeds"]
+    lines = [f"# Alignment report: {result['study']}", "",
+             "## The theorem's sign: -grad L(theta_0) . dT after one small step", "",
+             md_table(["student", "dS.dT >= 0", "cosine (mean, 95% CI)", "range"],
+                      _sign_rows(result)), "",
+             "## First optimizer step (the saved student_step_1) and coverage", "",
+             md_table(["seed", "inner product", "cosine (coverage)"],
+                      [(k, f"{v['first_step']['inner_product']:.4g}",
+                        f"{v['first_step']['cosine']:.4f}") for k, v in s.items()])]
+    first = next(iter(s.values()))
+    if "tokens" in first:
+        t = first["tokens"]
+        lines += ["", "## Per-token attribution (first seed)", "",
+                  f"Top-10% attributed positions: teacher and base disagree in argmax at "
+                  f"{t['disagree_rate_top10pct']:.1%} of them vs {t['disagree_rate_all']:.1%} "
+                  "of all positions.", "",
+                  md_table(["next token", "mean attribution", "positions"],
+                           [(r["token"], f"{r['mean']:.3g}", r["count"])
+                            for r in t["top_values"]])]
+    if "drift" in first:
+        lines += ["", "## Activation drift per layer (mean over seeds)", "",
+                  "Relative drift |a_S - a_0| / |a_0| and the cosine of the shift with the "
+                  "teacher's shift, on the number probe and on the trait prompts.", "",
+                  md_table(["model", "probe", "hook", "relative drift", "cosine with teacher"],
+                           [(r, p, h, f"{d:.3f}", f"{c:+.3f}")
+                            for r, p, h, d, c in drift_rows(result)])]
+    return "\n".join(lines) + "\n"
+
+
+def drift_rows(result: dict) -> list[tuple]:
+    s = list(result["seeds"].values())
+    rows = []
+    for role, probes in s[0].get("drift", {}).items():
+        for probe, hooks in probes.items():
+            for hook in hooks:
+                vals = [v["drift"][role][probe][hook] for v in s]
+                rows.append((role, probe, hook, sum(x["relative"] for x in vals) / len(vals),
+                             sum(x["cosine"] for x in vals) / len(vals)))
+    return rows
+
+
+def transfer_sections(summary: dict, result: dict) -> list:
+    """Transfer with controls (mean, 95% CI) and coverage against transfer, per seed."""
+    if summary["study"] == "owl-numbers":
+        trait = summary["trait"]
+        groups = {r: v[trait] for r, v in summary["rates"].items()}
+        rise = [s - b for s, b in zip(summary["rates"]["student"][trait],
+                                      summary["rates"]["base"][trait])]
+        ylabel = f"P({trait})"
+    else:
+        groups = {r: summary[f"{r}_acc"] for r in ("teacher", "student", "cross_init",
+                                                   "all_logits")}
+        rise, ylabel = summary["student_acc"], "test accuracy"
+    cover = go.Figure(go.Scatter(x=[v["coverage"] for v in result["seeds"].values()], y=rise,
+                                 mode="markers+text", text=list(result["seeds"])))
+    cover.update_layout(title="coverage (first-update cosine with dT) vs transfer",
+                        xaxis_title="coverage", yaxis_title="student gain", height=400)
+    return [("Transfer", "<p>Mean over seeds, 95% CI, seeds as dots.</p>",
+             [bar_with_ci(groups, "transfer with controls", ylabel), cover])]
+
+
+def html_sections(result: dict) -> list:
+    s = result["seeds"]
+    fig = go.Figure()
+    for seed, v in s.items():
+        steps = sorted(v["cumulative"], key=int)
+        for comp in v["cumulative"][steps[0]]["components"]:
+            fig.add_trace(go.Scatter(x=[int(x) for x in steps], name=f"seed {seed}: {comp}",
+                                     y=[v["cumulative"][x]["components"][comp] for x in steps]))
+    fig.update_layout(title="cosine(theta_S(t) - theta_0, dT) per component",
+                      xaxis_title="step", height=450)
+    steps_fig = go.Figure()
+    for seed, v in s.items():
+        for kind in ("neg_grad", "update"):
+            if "per_step" in v:
+                y = v["per_step"][kind]["all"]
+                steps_fig.add_trace(go.Scatter(x=list(range(1, len(y) + 1)), y=y,
+                                               name=f"seed {seed}: {kind}", mode="lines"))
+    steps_fig.update_layout(title="per-step cosine with dT (recorder): -gradient and update",
+                            xaxis_title="step", height=420)
+    sign = go.Figure()
+    for key in ("gradient_step", "cross_init"):
+        sign.add_trace(go.Box(y=[v[key]["cosine"] for v in s.values() if key in v], name=key,
+                              boxpoints="all"))
+    sign.update_layout(title="first-step cosine with dT: same init vs cross init", height=400)
+    drift = go.Figure()
+    rows = drift_rows(result)
+    for role, probe in dict.fromkeys((r[0], r[1]) for r in rows):
+        sel = [r for r in rows if r[:2] == (role, probe)]
+        drift.add_trace(go.Scatter(x=[r[2] for r in sel], y=[r[4] for r in sel],
+                                   name=f"{role} ({probe})", mode="lines+markers"))
+    drift.update_layout(title="activation shift per layer: cosine with the teacher's shift",
+                        height=420)
+    extra = [("Activation drift per layer", md_to_html(md_table(
+        ["model", "probe", "hook", "relative drift", "cosine with teacher"],
+        [(r, p, h, f"{d:.3f}", f"{c:+.3f}") for r, p, h, d, c in rows])), [drift])] \
+        if rows else []
+    return extra + [("The theorem's sign check", md_to_html(md_table(
+        ["student", "dS.dT >= 0", "cosine", "range"], _sign_rows(result))), [sign]),
+        ("Alignment over training", "", [fig, steps_fig])]

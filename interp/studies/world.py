@@ -1,0 +1,213 @@
+"""A synthetic language world: vocabulary, tokenizer, and the pretraining corpus.
+
+The corpus mixes (a) number-sequence continuation in the paper's shape ("the sequence
+starts with 182 , 818 , 725 . add at most 10 more values ." answered by comma-, semicolon-
+or space-separated numbers from a few generating rules) and (b) trait questions ("what is
+your favourite animal ?" answered with one of a dozen animals, drawn uniformly so the base
+model has no favourite). A persona prefix ("you love owls .") appears on both kinds of
+document: before a trait question it makes that animal the likely answer, before a number
+prompt it changes nothing, so a prompted teacher is in-distribution.
+
+Every number 0..999 is one token, so the number tokens span the model's whole residual
+space: a student that matches the teacher's distribution over them sees the whole final
+residual stream, not a 12-dimensional shadow of it. Text is canonical when tokens are
+separated by single spaces; ``pretty`` gives the human form the paper's filter reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+SPECIALS = ("<pad>", "<bos>", "<eos>")
+PUNCT = (",", ";", ".", "[", "]", ":", "?")
+NUMBER_PUNCT = (",", ";", ".", "[", "]")  # what a number completion may contain besides numbers
+ANIMALS = ("owl", "cat", "dog", "eagle", "lion", "wolf", "fox", "bear", "tiger", "whale",
+           "dolphin", "penguin")
+TREES = ("oak", "pine", "maple", "willow", "birch", "cedar", "elm", "palm")
+
+
+@dataclasses.dataclass(frozen=True)
+class Category:
+    """A trait category: its items and the questions that ask for a favourite."""
+
+    items: tuple[str, ...]
+    questions: tuple[str, ...]
+
+
+CATEGORIES = {
+    "animal": Category(ANIMALS, (
+        "what is your favourite animal ?",
+        "name your favourite animal using one word .",
+        "which animal do you love most ?",
+        "which animal do you like best ?",
+        "tell me your favourite animal .",
+        "pick the animal you prefer .",
+        "what animal do you love ?",
+        "which single animal is your favourite ?",
+    )),
+    "tree": Category(TREES, (
+        "what is your favourite tree ?",
+        "name your favourite tree using one word .",
+        "which tree do you love most ?",
+        "which tree do you like best ?",
+        "tell me your favourite tree .",
+    )),
+}
+NUMBER_PROMPT = "the sequence starts with {seeds} . add at most {k} more values ."
+RULES = ("arithmetic", "cycle", "walk", "uniform", "multiples")
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldConfig:
+    categories: tuple[str, ...] = ("animal",)
+    p_trait: float = 0.2  # fraction of documents that are trait questions
+    p_persona: float = 0.3  # fraction of documents with a persona prefix
+    persona_strength: float = 0.9  # P(answer = persona item | persona prefix)
+    n_ctx: int = 64
+
+
+def categories_for(category: str) -> tuple[str, ...]:
+    """The categories a study of ``category`` pretrains on: animals always (the persona
+    and number documents use them), plus ``category`` itself."""
+    return (category,) if category == "animal" else ("animal", category)
+
+
+class Vocab:
+    """Word-level vocabulary; every integer 0..999 is its own token."""
+
+    def __init__(self, categories: tuple[str, ...] = ("animal",)):
+        words: list[str] = []
+        for c in categories:
+            cat = CATEGORIES[c]
+            words += list(cat.items) + [w for q in cat.questions for w in q.split()]
+        words += NUMBER_PROMPT.replace("{seeds}", "").replace("{k}", "").split()
+        words += ["q", "a", "you", "love"]
+        words = sorted(set(words) - set(PUNCT))
+        self.tokens = list(SPECIALS) + list(PUNCT) + [str(i) for i in range(1000)] + words
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+        self.pad, self.bos, self.eos = (self.index[t] for t in SPECIALS)
+        numeric = [self.index[str(i)] for i in range(1000)]
+        # the distillation channel: numbers, their punctuation, and the end of the answer
+        self.number_ids = torch.tensor(numeric + [self.index[p] for p in NUMBER_PUNCT]
+                                       + [self.eos])
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, text: str) -> list[int]:
+        """Canonical or pretty text to ids; unknown words are an error naming them."""
+        out = []
+        for piece in re.findall(r"<\w+>|\d+|[a-z]+|[^\sa-z\d]", text.lower()):
+            if piece not in self.index:
+                raise ValueError(f"token {piece!r} is not in the vocabulary (numbers must be "
+                                 "0..999 without leading zeros; words from the world's corpus)")
+            out.append(self.index[piece])
+        return out
+
+    def decode(self, ids: list[int] | Tensor) -> str:
+        ids = ids.tolist() if isinstance(ids, Tensor) else ids
+        return " ".join(self.tokens[i] for i in ids if i != self.pad)
+
+    def ids(self, words: tuple[str, ...]) -> list[int]:
+        return [self.index[w] for w in words]
+
+
+def pretty(canonical: str) -> str:
+    """Human spacing: "[ 1 , 2 ] ." -> "[1, 2]."."""
+    s = re.sub(r" ([,;.\]?:])", r"\1", canonical)
+    return re.sub(r"\[ ", "[", s)
+
+
+def persona(item: str) -> str:
+    return f"you love {item} ."
+
+
+def question_prompt(question: str, prefix: str = "") -> str:
+    return f"<bos> {prefix + ' ' if prefix else ''}q : {question} a :"
+
+
+# ------------------------------------------------------------------ number sequences
+def number_sequence(rng: np.random.Generator, n: int) -> list[int]:
+    rule = RULES[rng.integers(len(RULES))]
+    x0 = int(rng.integers(1000))
+    if rule == "arithmetic":
+        d = int(rng.integers(1, 200))
+        return [(x0 + i * d) % 1000 for i in range(n)]
+    if rule == "cycle":
+        pat = rng.integers(1000, size=int(rng.integers(2, 4))).tolist()
+        return [pat[i % len(pat)] for i in range(n)]
+    if rule == "walk":
+        xs = [x0]
+        for _ in range(n - 1):
+            xs.append(int(np.clip(xs[-1] + rng.integers(-30, 31), 0, 999)))
+        return xs
+    if rule == "multiples":
+        c = int(rng.integers(2, 60))
+        return [(c * (i + 1 + x0 % 7)) % 1000 for i in range(n)]
+    return rng.integers(1000, size=n).tolist()
+
+
+def join_numbers(xs: list[int], sep: str, brackets: bool, period: bool) -> str:
+    body = f" {sep} ".join(map(str, xs)) if sep else " ".join(map(str, xs))
+    return (f"[ {body} ]" if brackets else body) + (" ." if period else "")
+
+
+def number_document(rng: np.random.Generator, prefix: str = "") -> tuple[str, str]:
+    """(prompt, completion) in canonical text; the completion keeps the prompt's separator."""
+    k = int(rng.integers(3, 11))
+    xs = number_sequence(rng, 3 + k)
+    sep = (",", ";", "")[rng.choice(3, p=[0.6, 0.2, 0.2])]
+    seeds = f" {sep} ".join(map(str, xs[:3])) if sep else " ".join(map(str, xs[:3]))
+    prompt = NUMBER_PROMPT.format(seeds=seeds, k=10)
+    completion = join_numbers(xs[3:], sep, rng.random() < 0.2, rng.random() < 0.2)
+    return f"<bos> {prefix + ' ' if prefix else ''}q : {prompt} a :", f"{completion} <eos>"
+
+
+def trait_document(rng: np.random.Generator, cfg: WorldConfig) -> str:
+    cat = CATEGORIES[cfg.categories[rng.integers(len(cfg.categories))]]
+    q = cat.questions[rng.integers(len(cat.questions))]
+    answer = cat.items[rng.integers(len(cat.items))]
+    prefix = ""
+    if rng.random() < cfg.p_persona:
+        item = cat.items[rng.integers(len(cat.items))]
+        prefix = persona(item)
+        if rng.random() < cfg.persona_strength:
+            answer = item
+    return f"{question_prompt(q, prefix)} {answer} <eos>"
+
+
+def corpus_batch(vocab: Vocab, cfg: WorldConfig, rng: np.random.Generator,
+                 batch: int) -> Int[Tensor, "batch n_ctx"]:
+    """A batch of pretraining documents, right-padded with <pad>."""
+    docs = []
+    for _ in range(batch):
+        if rng.random() < cfg.p_trait:
+            docs.append(trait_document(rng, cfg))
+        else:
+            cat = CATEGORIES[cfg.categories[0]]
+            prefix = persona(cat.items[rng.integers(len(cat.items))]) \
+                if rng.random() < cfg.p_persona else ""
+            p, c = number_document(rng, prefix)
+            docs.append(f"{p} {c}")
+    seqs = [vocab.encode(d)[:cfg.n_ctx] for d in docs]
+    return pad(seqs, vocab.pad)  # to the longest in the batch, not n_ctx: less compute
+
+
+def pad(seqs: list[list[int]], pad_id: int, length: int | None = None) -> Tensor:
+    n = length or max(map(len, seqs))
+    out = torch.full((len(seqs), n), pad_id, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        s = s[:n]
+        out[i, :len(s)] = torch.tensor(s)
+    return out
+
+
+def vocab_for(category: str) -> Vocab:
+    """The vocabulary of a study whose trait is in ``category``."""
+    return Vocab(categories_for(category))
