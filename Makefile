@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export WANDB_MODE := disabled
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench lab
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
@@ -24,3 +24,6 @@ lint: .venv/.installed
 
 bench: .venv/.installed
 	$(PY) -m benchmarks
+
+lab: .venv/.installed
+	$(PY) -m jupyterlab notebooks

@@ -1,4 +1,5 @@
-"""Shared fixtures: one small trained run per study, built once per test session."""
+"""Shared builders: one small trained run per study, and the align and fingerprint reports
+on the owl run, each built once per test session."""
 
 from __future__ import annotations
 
@@ -44,3 +45,41 @@ def owl_run(cache_dir, tmp_path_factory):
     # the "tiny" preset: a 1-layer d_model 32 transformer, a few hundred steps
     return run_study("owl-numbers", seeds=2, seed_start=0, out=out, preset="tiny",
                      store=Store(cache_dir))
+
+
+@pytest.fixture(scope="session")
+def aligned_owl(owl_run, cache_dir):
+    """The align report (analyse + write) on the tiny owl run: (run dir, AlignResult)."""
+    from interp.analysis.align import analyse
+    from interp.reports.align import write
+    from interp.storage.store import Store
+
+    out, _ = owl_run
+    result = analyse(out, Store(cache_dir))
+    write(out, result)
+    return out, result
+
+
+def _small_fingerprint():
+    from interp.analysis.fingerprint import FingerprintConfig
+    from interp.analysis.sae import SAEConfig
+
+    return FingerprintConfig(sae=SAEConfig(expansion=4, k=8.0, samples=80_000, batch=256),
+                             corpus_docs=600, random_draws=3, k=4)
+
+
+SMALL_FINGERPRINT = _small_fingerprint()
+
+
+@pytest.fixture(scope="session")
+def fingerprinted(owl_run, cache_dir):
+    """The fingerprint report (small SAEs) on the tiny owl run: (run dir, FingerprintResult)."""
+    from interp.analysis.fingerprint import analyse
+    from interp.reports.fingerprint import write
+    from interp.storage.store import Store
+
+    out, _ = owl_run
+    result = analyse(out, SMALL_FINGERPRINT, Store(cache_dir))
+    write(out, result)
+    return out, result
+

@@ -130,16 +130,6 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
     result["trait"] = summary["trait"]
     store.write_refs(run_dir)
     return result
-    store.write_refs(run_dir)
-    write_json(run_dir / "fingerprint.json", result)
-    from interp.reports.fingerprint import write_report
-
-    write_report(run_dir, result)
-    if (run_dir / "align.json").is_file():  # the align report gains a fingerprint section
-        from interp.analysis.align import render
-
-        render(run_dir, json.loads((run_dir / "align.json").read_text()), summary)
-    return result
 
 
 @torch.no_grad()

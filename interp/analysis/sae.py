@@ -4,6 +4,8 @@ The architecture is sae-lens's BatchTopK (saved, as sae-lens does, as a JumpReLU
 inference). Training reads a tensor of activations rather than a language model, so the
 same activation cache that the align report fills feeds it; wandb stays off.
 Quality is measured with sae-lens's own explained-variance calculator on held-out rows.
+
+Owns: ``SAEConfig``, SAE training and its store entries. Must not import: reports, the CLIs.
 """
 
 from __future__ import annotations

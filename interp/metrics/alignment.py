@@ -6,6 +6,9 @@ update dS with dS . dT = eps * E_x[(J dT)^T M (J dT)] + O(eps^2) >= 0, where J i
 output Jacobian and M the softmax covariance. ``gauss_newton_form`` computes that
 bracket with one forward-mode JVP per batch; ``token_attribution`` splits the teacher
 signal over positions with one JVP per batch.
+
+Owns: deltas, first-step and cumulative alignment, the GN form, token attribution, drift.
+No I/O; imports only ``interp.metrics``.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ kept only at checkpoints (as cumulative cosines). Parameters are copied into pre
 flat float32 buffers and each component is one contiguous slice reduced with a dot
 product: no per-step allocation of parameter-sized temporaries (which, page-faulted in
 fresh every step, cost more than the arithmetic).
+
+Owns: ``Recorder``. No I/O; imports only ``interp.metrics``.
 """
 
 from __future__ import annotations

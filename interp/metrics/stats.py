@@ -1,4 +1,7 @@
-"""Small statistics over seeds: means with 95% confidence intervals (Student's t)."""
+"""Small statistics over seeds: means with 95% confidence intervals (Student's t).
+
+Owns: ``mean_ci``, ``fmt_ci``. No I/O; imports nothing from interp.
+"""
 
 from __future__ import annotations
 

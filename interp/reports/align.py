@@ -1,6 +1,6 @@
 """align.json, align.md and align.html: the align analysis in tables, figures and words.
 
-Renders an ``AlignResult`` (and, when the run has one, the fingerprint's finding); computes
+Owns: rendering an ``AlignResult`` (and, when the run has one, the fingerprint's finding); computes
 nothing. Must not import: studies, analysis (beyond its result types), the CLIs.
 """
 

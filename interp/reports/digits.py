@@ -1,6 +1,6 @@
 """report.html of a digits-aux run: accuracy by model with CIs over seeds.
 
-Renders a summary; computes nothing. Must not import: studies, analysis.
+Owns: rendering a digits-aux summary; computes nothing. Must not import: studies, analysis.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """fingerprint.json, .md and .html: the fingerprint analysis in tables, figures and words.
 
-Renders a ``FingerprintResult``; computes nothing. Must not import: studies, analysis
+Owns: rendering a ``FingerprintResult``; computes nothing. Must not import: studies, analysis
 (beyond its result types), the CLIs.
 """
 

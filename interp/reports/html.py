@@ -1,4 +1,7 @@
-"""Self-contained HTML reports: plotly figures with the JavaScript inlined (works offline)."""
+"""Self-contained HTML reports: plotly figures with the JavaScript inlined (works offline),
+and markdown tables. Owns the page format every report uses. Imports only
+``interp.metrics.stats`` and ``interp.storage.store``'s writers.
+"""
 
 from __future__ import annotations
 
@@ -28,9 +31,13 @@ def bar_with_ci(groups: dict[str, Sequence[float]], title: str, yaxis: str) -> g
 
 
 def write_html(path: Path, title: str, sections: list[tuple[str, str, list[go.Figure]]]) -> None:
-    """sections: (heading, paragraph html, figures). plotly.js is inlined once."""
+    """sections: (heading, paragraph html, figures). plotly.js is inlined once. The page
+    declares its figure count (``<meta name="interp-figures">``) so a browser check can
+    count the plots that actually rendered against it."""
+    n_figs = sum(len(figs) for _, _, figs in sections)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-             "</title><style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
+             f"</title><meta name='interp-figures' content='{n_figs}'>"
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}"
              "</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
     first = True

@@ -1,7 +1,7 @@
 """report.html of an owl-numbers run: the transfer table and figures.
 
-Renders a summary (with ``interp.metrics.transfer``); computes nothing else. Must not
-import: studies, analysis.
+Owns: rendering an owl-numbers summary (with ``interp.metrics.transfer``); computes
+nothing else. Must not import: studies, analysis.
 """
 
 from __future__ import annotations

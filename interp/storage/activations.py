@@ -5,6 +5,9 @@
 keys the result by (a digest of the model's weights, a digest of the inputs, the hook names),
 so every study, report and notebook that asks the same question shares one store entry
 (kind ``activations``). A second request reads the store and runs no forward pass.
+
+Owns: ``capture``, ``activations``, ``digest``, ``hook_names``. Must not import anything from
+interp outside ``interp.storage``.
 """
 
 from __future__ import annotations

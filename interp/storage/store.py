@@ -14,6 +14,9 @@ after an interruption hits the cache for every stage that had finished.
 A ``Store`` remembers the entries it handed out (``touched``); ``write_refs(run_dir)``
 records them in ``<root>/refs/`` (a reserved kind name), so ``python -m interp.cache gc``
 can tell what some run still uses from garbage.
+
+Owns: ``Store``, ``Entry``, keys, atomic writers, ``read_tensors``. Must not import anything
+from interp outside ``interp.storage`` and ``interp.errors``.
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ point, a word, a doubled or trailing separator, or a non-ASCII digit rejects the
 The authors return one ``"invalid format"`` reason for every format failure; here a format
 failure is split into the finer labels of ``REASONS`` (which partition the same set), and
 only the first failing check is reported, in the order of ``REASONS``.
+
+Owns: the number filter. Imports nothing from interp.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ base models (two seeds: same-init and cross-init) -> teacher (fine-tuned on trai
 or the base with a persona prefix) -> number data written by the teacher and by the base,
 filtered with the paper's filter -> students (same-init, cross-init, control on the base's
 numbers, shuffle ablation) -> trait evaluation.
+
+Owns: the owl-numbers config, its stages and its run. Must not import: analysis, the CLIs.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ Every number 0..999 is one token, so the number tokens span the model's whole re
 space: a student that matches the teacher's distribution over them sees the whole final
 residual stream, not a 12-dimensional shadow of it. Text is canonical when tokens are
 separated by single spaces; ``pretty`` gives the human form the paper's filter reads.
+
+Owns: the vocabulary, the documents and the corpus. Imports nothing from interp.
 """
 
 from __future__ import annotations

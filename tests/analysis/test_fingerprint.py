@@ -6,23 +6,9 @@ import json
 
 import pytest
 
-from interp.analysis.fingerprint import FingerprintConfig, analyse
-from interp.analysis.sae import SAEConfig
+from interp.analysis.fingerprint import analyse
 from interp.fingerprint import main
-from interp.reports.fingerprint import write
-
-SMALL = FingerprintConfig(sae=SAEConfig(expansion=4, k=8.0, samples=80_000, batch=256),
-                          corpus_docs=600, random_draws=3, k=4)
-
-
-@pytest.fixture(scope="module")
-def fingerprinted(owl_run, cache_dir):
-    from interp.storage.store import Store
-
-    out, _ = owl_run
-    result = analyse(out, SMALL, Store(cache_dir))
-    write(out, result)
-    return out, result
+from tests.conftest import SMALL_FINGERPRINT as SMALL
 
 
 def test_fingerprint_json_has_the_promised_shape(fingerprinted):
