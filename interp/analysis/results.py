@@ -53,10 +53,18 @@ class Drift(TypedDict):
 
 
 class SeedAlignment(TypedDict):
-    first_step: Alignment
-    coverage: float
-    components: dict[str, Alignment]
-    cumulative: dict[int, CumulativePoint]
+    """One seed. A prompted teacher has no weight direction (``weight_direction`` false,
+    dT = 0): everything measured along dT (first step, coverage, components, cumulative,
+    the sign checks, token attribution) is absent, the activation drift is not."""
+
+    teacher_kind: str  # "finetuned" or "prompted"
+    weight_direction: bool  # dT != 0
+    teacher_prefix: str  # the persona prefix a prompted teacher reads ("" if fine-tuned)
+    probe_loss: float  # the distillation loss at theta_0 on the probe (teacher signal)
+    first_step: NotRequired[Alignment]
+    coverage: NotRequired[float]
+    components: NotRequired[dict[str, Alignment]]
+    cumulative: NotRequired[dict[int, CumulativePoint]]
     per_step: NotRequired[dict[str, dict[str, list[float]]]]  # kind -> component -> cosines
     gradient_step: NotRequired[SignCheck]
     cross_init: NotRequired[SignCheck]
