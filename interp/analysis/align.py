@@ -83,9 +83,12 @@ def teacher_prefix(summary: dict) -> str:
 def with_prefix(tokens: Int[Tensor, "n pos"], prefix: list[int], pad: int, n_ctx: int) \
         -> tuple[Int[Tensor, "n pos2"], Int[Tensor, "n pos2"]]:
     """(tokens, tokens with ``prefix`` after each first token), both cut so that the prefixed
-    batch fits the model's context: trailing all-padding columns first, then the tail.
+    batch fits the model's context: trailing all-padding columns first, then the tail (no
+    prefix: ``tokens`` unchanged, twice).
     Position j of the first reads position j + len(prefix) of the second (the position that
     predicts the same next token, as the study's ``teacher_fn`` aligns a prompted teacher)."""
+    if not prefix:
+        return tokens, tokens
     real = (tokens != pad).any(0).nonzero()
     width = int(real.max()) + 1 if len(real) else 1
     width = min(width, n_ctx - len(prefix))

@@ -160,6 +160,11 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
     if missing:
         raise UsageError(f"{run_dir} lacks {missing}; rerun the study with the student and "
                          "control roles (--set roles=student,control,...)")
+    if (summary.get("config") or {}).get("teacher_kind") == "prompted":
+        raise UsageError(f"{run_dir} has a prompted teacher (the base with a persona prefix): it "
+                         "has no weights of its own to compare with the base; the fingerprint "
+                         "needs a fine-tuned teacher (--set teacher_kind=finetuned). "
+                         "python -m interp.align shows a prompted teacher's activation shifts")
     cfg = _owl_config(summary)
     vocab = vocab_for(cfg.category)
     target = vocab.ids((summary["trait"],))[0]

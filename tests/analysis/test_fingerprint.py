@@ -202,3 +202,17 @@ def test_hook_and_k_are_chosen_on_the_select_prompts():
     assert out["gain_removed_top"] == [0.6, 0.6]  # in-sample, at the chosen k
     assert [b["gain_removed_top"] for b in out["heldout"]] == [[0.7, 0.7], [0.1, 0.1]]
     assert out["criterion"]["k"] == 8 and out["criterion"]["met"] is False
+
+
+def test_a_prompted_teacher_run_is_a_clear_error(owl_run, tmp_path, capsys):
+    """A prompted teacher is the base: its feature shift would be zero and the linear
+    direction undefined, so the fingerprint refuses it in one line instead of printing NaN."""
+    src, _ = owl_run
+    summary = json.loads((src / "summary.json").read_text())
+    summary["config"]["teacher_kind"] = "prompted"
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "artifacts.json").write_text((src / "artifacts.json").read_text())
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "prompted teacher" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "fingerprint.json").exists()
