@@ -83,12 +83,23 @@ def test_token_attribution_matches_per_example_autograd():
     torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-6)
 
 
-def test_softmax_quadratic_is_nonnegative_and_shift_invariant():
+def test_softmax_quadratic_is_the_softmax_covariance_form():
+    """t^T (diag(p) - p p^T) t with the matrix built explicitly, and the Hessian of the KL
+    at equality from autograd (the form the theorem's bracket is)."""
     g = torch.Generator().manual_seed(0)
-    logits, t = torch.randn(50, 7, generator=g), torch.randn(50, 7, generator=g)
+    logits, t = torch.randn(50, 7, generator=g).double(), torch.randn(50, 7, generator=g).double()
     q = A.softmax_quadratic(logits, t)
-    assert (q >= -1e-6).all()
+    p = F.softmax(logits, -1)
+    M = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+    torch.testing.assert_close(q, torch.einsum("ni,nij,nj->n", t, M, t))
     torch.testing.assert_close(q, A.softmax_quadratic(logits, t + 3.0))  # constant shift: 0 change
+    # second derivative of KL(p || softmax(z + e t)) in e at e = 0
+    logp = F.log_softmax(logits[0], -1)
+
+    def kl(e):
+        return (logp.exp() * (logp - F.log_softmax(logits[0] + e * t[0], -1))).sum()
+    hess = torch.autograd.functional.hessian(kl, torch.tensor(0.0, dtype=torch.float64))
+    assert float(hess) == pytest.approx(float(q[0]), rel=1e-8)
 
 
 def test_delta_skips_the_ignore_buffer_so_first_step_is_finite():
