@@ -105,7 +105,11 @@ def finding(r: dict) -> str:
             f"{k} remove {fmt_ci(c['gain_removed_top'])}); steering the base with them adds "
             f"{fmt_ci(block['steer_rate_gain'])} to P({r['trait']}); holding the linear "
             f"trait direction at the control's level removes {fmt_ci(c['linear_heldout'])}. "
-            f"95% CIs over {len(ps)} seeds ({c['ci_covers']}). The target "
+            + (f"Removing more than 100% means the edit takes P({r['trait']}) below the "
+               "control's: it damages more than the trait. "
+               if max(np.mean(block["gain_removed_top"]),
+                      np.mean(block["gain_removed_random_active"])) > 1 else "")
+            + f"95% CIs over {len(ps)} seeds ({c['ci_covers']}). The target "
             f"({crit['rule']}) is {'met' if crit['met'] else 'NOT met'}.")
 
 
