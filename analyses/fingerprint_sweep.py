@@ -3,9 +3,10 @@
     python analyses/fingerprint_sweep.py [RUN_DIR] [--ks 2,4,8,16,32]
 
 Reuses the cached activations and SAEs of ``python -m interp.fingerprint``; for every k
-and every hook, the fraction of the student's trait gain removed by ablating the top-k
-shared-shift features vs k random (non-dead) and k random answer-active features, and the
-steering gain. Writes runs/fingerprint_sweep.md.
+and every hook, the fraction of the student's trait gain removed on the held-out trait
+prompts by ablating the top-k shared-shift features (ranked on the select prompts) vs k
+random (non-dead) and k random answer-active features, and the steering gain. Writes
+runs/fingerprint_sweep.md.
 """
 
 from __future__ import annotations
@@ -30,16 +31,17 @@ def main() -> None:
     setup_logging()
     run_dir = run_dir_or_default(args.run_dir)
     rows = []
-    for k in map(int, args.ks.split(",")):
-        r = analyse(run_dir, dataclasses.replace(FingerprintConfig(), k=k))
+    ks = tuple(sorted(set(map(int, args.ks.split(",")))))
+    r = analyse(run_dir, dataclasses.replace(FingerprintConfig(), ks=ks))
+    for k in ks:
         for hook in r["shift_correlation"]:
-            c = [s["hooks"][hook]["causal"] for s in r["per_seed"].values()]
+            c = [s["hooks"][hook]["causal"]["heldout"][str(k)] for s in r["per_seed"].values()]
             rows.append((k, hook, fmt_ci([x["gain_removed_top"] for x in c]),
                          fmt_ci([x["gain_removed_random"] for x in c]),
                          fmt_ci([x["gain_removed_random_active"] for x in c]),
                          fmt_ci([x["steer_rate_gain"] for x in c])))
             print(rows[-1], flush=True)
-    text = md_table(["k", "hook", "gain removed: top-k", "random k", "random k active",
+    text = md_table(["k", "hook", "held-out gain removed: top-k", "random k", "random k active",
                      "steering gain"], rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(f"Run: {run_dir}\n\n{text}\n")

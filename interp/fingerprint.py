@@ -13,7 +13,6 @@ import sys
 
 from interp.analysis.fingerprint import FingerprintConfig, analyse
 from interp.cli import run_cli, setup_logging
-from interp.errors import UsageError
 from interp.reports.fingerprint import write
 from interp.studies.runner import run_dir_or_default
 
@@ -22,17 +21,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m interp.fingerprint",
                                 description=__doc__.split("\n")[0])
     p.add_argument("run_dir", nargs="?", default=None)
-    p.add_argument("--k", type=int, default=FingerprintConfig.k)
+    p.add_argument("--ks", type=int, nargs="+", default=list(FingerprintConfig.ks),
+                   help="candidate numbers of features to ablate; k is chosen among them on "
+                   "the select prompts, every k is measured on the held-out prompts")
     p.add_argument("--sae-data", choices=("base", "base+teachers"),
                    default=FingerprintConfig.sae_data)
     args = p.parse_args(argv)
     setup_logging()
 
     def body() -> None:
-        if args.k < 1:
-            raise UsageError(f"--k must be at least 1, got {args.k}")
+        fcfg = FingerprintConfig(ks=tuple(args.ks), sae_data=args.sae_data)  # checks --ks
         run_dir = run_dir_or_default(args.run_dir)
-        write(run_dir, analyse(run_dir, FingerprintConfig(k=args.k, sae_data=args.sae_data)))
+        write(run_dir, analyse(run_dir, fcfg))
         print(f"wrote {run_dir}/fingerprint.json, fingerprint.md, fingerprint.html")
 
     return run_cli(body)

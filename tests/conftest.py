@@ -65,7 +65,7 @@ def _small_fingerprint():
     from interp.analysis.sae import SAEConfig
 
     return FingerprintConfig(sae=SAEConfig(expansion=4, k=8.0, samples=80_000, batch=256),
-                             corpus_docs=600, random_draws=3, k=4)
+                             corpus_docs=600, random_draws=3)
 
 
 SMALL_FINGERPRINT = _small_fingerprint()

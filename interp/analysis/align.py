@@ -10,6 +10,13 @@ For every seed of a run (digits-aux or owl-numbers):
 4. Owl runs: per-token attribution along dT (one JVP) and the activation drift per layer.
 Each seed's result is a store entry keyed by the content of every artifact it reads.
 
+A prompted teacher (``teacher_kind=prompted``: the base with a persona prefix) has no weight
+direction: dT = 0. Steps 2, 3 and the attribution are skipped (no vacuous sign check over
+zeros); the probe's teacher logits and the teacher's activations are read with the prefix
+(from the run's summary: ``teacher_kind`` and ``trait`` -> ``world.persona``), so the
+activation drift shows what activations can: how the prefix moves the base, and whether
+the students move the same way.
+
 Owns: ``analyse`` -> ``AlignResult``. Must not import: reports, the CLIs.
 """
 
@@ -25,7 +32,7 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.analysis.results import AlignResult, SeedAlignment, TokenReport
+from interp.analysis.results import AlignResult, SeedAlignment, SignCheck, TokenReport
 from interp.metrics import alignment as A
 from interp.metrics import divergence as D
 from interp.storage.store import Store, read_tensors, sha256_file
@@ -65,14 +72,41 @@ def _digits_probe(art: dict, summary: dict, roles: dict, seed: int, n: int = 512
     return Probe(module, loss, lambda p: fn(p, x)[:, 10:])
 
 
+def teacher_prefix(summary: dict) -> str:
+    """The persona prefix a prompted teacher reads (empty for a fine-tuned teacher)."""
+    from interp.studies.world import persona
+
+    prompted = (summary.get("config") or {}).get("teacher_kind") == "prompted"
+    return persona(summary["trait"]) if prompted else ""
+
+
+def with_prefix(tokens: Int[Tensor, "n pos"], prefix: list[int], pad: int, n_ctx: int) \
+        -> tuple[Int[Tensor, "n pos2"], Int[Tensor, "n pos2"]]:
+    """(tokens, tokens with ``prefix`` after each first token), both cut so that the prefixed
+    batch fits the model's context: trailing all-padding columns first, then the tail (no
+    prefix: ``tokens`` unchanged, twice).
+    Position j of the first reads position j + len(prefix) of the second (the position that
+    predicts the same next token, as the study's ``teacher_fn`` aligns a prompted teacher)."""
+    if not prefix:
+        return tokens, tokens
+    real = (tokens != pad).any(0).nonzero()
+    width = int(real.max()) + 1 if len(real) else 1
+    width = min(width, n_ctx - len(prefix))
+    tokens = tokens[:, :width]
+    pre = torch.tensor(prefix, dtype=tokens.dtype).expand(len(tokens), -1)
+    return tokens, torch.cat([tokens[:, :1], pre, tokens[:, 1:]], 1)
+
+
 def _owl_probe(art: dict, summary: dict, roles: dict, seed: int, n: int = 64,
                student_init: str = "theta_0") -> Probe:
     module = lm.from_artifacts(art["model"], roles["teacher"])
     vocab = vocab_for(summary["config"]["category"])
     d = read_tensors(roles["data"])
-    tokens, mask = d["tokens"][:n], d["mask"][:n]
-    with torch.no_grad():
-        t = D.restricted_log_softmax(module(tokens), vocab.number_ids)
+    prefix = vocab.encode(teacher_prefix(summary)) if teacher_prefix(summary) else []
+    tokens, full = with_prefix(d["tokens"][:n], prefix, vocab.pad, art["model"]["n_ctx"])
+    mask = d["mask"][:n, :tokens.shape[1]]
+    with torch.no_grad():  # a prompted teacher's logits are read with its prefix
+        t = D.restricted_log_softmax(module(full)[:, len(prefix):], vocab.number_ids)
     fn = A.model_fn(module)
     ids, m = vocab.number_ids, mask.float()
 
@@ -86,7 +120,7 @@ AUX = slice(10, None)  # digits-aux: the auxiliary logits follow the 10 class lo
 PROBES = {"mlp": _digits_probe, "hooked_transformer": _owl_probe}
 
 
-ALIGN_VERSION = 3  # bump when seed_report's output changes, so cached reports rebuild
+ALIGN_VERSION = 4  # bump when seed_report's output changes, so cached reports rebuild
 
 
 def file_id(path: str | Path) -> str:
@@ -120,12 +154,11 @@ def seed_report(art: dict, summary: dict, seed: str, store: Store | None = None)
 
     sd = {k: load(v) for k, v in roles.items() if k in ("theta_0", "theta_0_cross", "teacher",
                                                          "student_step_1")}
-    out = A.first_step(sd["theta_0"], sd["teacher"], sd["student_step_1"])
-    res = {"first_step": {"inner_product": out["inner_product"], "cosine": out["cosine"]},
-           "coverage": out["cosine"], "components": out["components"]}
-    ckpts = {int(k.split("_")[-1]): load(v) for k, v in roles.items()
-             if k.startswith("student_step_")}
-    res["cumulative"] = A.cumulative(sd["theta_0"], sd["teacher"], ckpts)
+    dT = A.delta(sd["teacher"], sd["theta_0"])
+    res: dict = {"teacher_kind": (summary.get("config") or {}).get("teacher_kind", "finetuned"),
+                 "weight_direction": any(bool(v.any()) for v in dT.values()),
+                 "teacher_prefix": teacher_prefix(summary),
+                 "probe_loss": float(probe.loss(sd["theta_0"]).sum())}
     manifest = Path(roles["student_step_1"]).parent / "manifest.json"
     meta = json.loads(manifest.read_text())["meta"] if manifest.is_file() else {}
     record = meta.get("record")
@@ -134,27 +167,40 @@ def seed_report(art: dict, summary: dict, seed: str, store: Store | None = None)
                                   for c in record[0][kind]} for kind in ("neg_grad", "update")}
     elif seed in meta.get("per_step", {}):  # digits-aux: the batched recorder, this seed's
         res["per_step"] = {kind: {"all": v} for kind, v in meta["per_step"][seed].items()}
-    # dT is the teacher's own displacement; the cross-init student is measured against it too,
-    # where the theorem guarantees nothing (its init is not the teacher's)
-    dT = A.delta(sd["teacher"], sd["theta_0"])
-    for init, key in (("theta_0", "gradient_step"), ("theta_0_cross", "cross_init")):
-        if init not in sd:
-            continue
-        full = sd[init]
-        theta = {k: full[k] for k in dT}
-        g = A.gradient(lambda p, full=full: probe.loss({**full, **p}).sum(), theta)
-        ip, cos = A.dot_cos({k: -v for k, v in g.items()}, dT)
-        gn = float(A.gauss_newton_form(lambda p, _x, full=full: probe.select({**full, **p}),
-                                       theta, dT, torch.empty(0)))
-        res[key] = {"inner_product": ip, "cosine": cos, "gauss_newton": gn}
-        if key == "cross_init" and "cross_init_step_1" in roles:
-            d = A.delta(load(roles["cross_init_step_1"]), full)
-            ip1, cos1 = A.dot_cos(d, dT)
-            res[key]["first_step"] = {"inner_product": ip1, "cosine": cos1}
+    if res["weight_direction"]:  # everything measured along dT
+        out = A.first_step(sd["theta_0"], sd["teacher"], sd["student_step_1"])
+        res.update({"first_step": {"inner_product": out["inner_product"],
+                                   "cosine": out["cosine"]},
+                    "coverage": out["cosine"], "components": out["components"]})
+        ckpts = {int(k.split("_")[-1]): load(v) for k, v in roles.items()
+                 if k.startswith("student_step_")}
+        res["cumulative"] = A.cumulative(sd["theta_0"], sd["teacher"], ckpts)
+        # dT is the teacher's own displacement; the cross-init student is measured against it
+        # too, where the theorem guarantees nothing (its init is not the teacher's)
+        for init, key in (("theta_0", "gradient_step"), ("theta_0_cross", "cross_init")):
+            if init not in sd:
+                continue
+            res[key] = sign_check(probe, sd[init], dT)
+            if key == "cross_init" and "cross_init_step_1" in roles:
+                d = A.delta(load(roles["cross_init_step_1"]), sd[init])
+                ip1, cos1 = A.dot_cos(d, dT)
+                res[key]["first_step"] = {"inner_product": ip1, "cosine": cos1}
+        if probe.tokens is not None:
+            res["tokens"] = token_report(probe, sd, summary)
     if probe.tokens is not None:
-        res["tokens"] = token_report(probe, sd, summary)
         res["drift"] = drift_report(art, summary, roles, store)
     return res
+
+
+def sign_check(probe: Probe, full: A.State, dT: A.State) -> SignCheck:
+    """-grad L(init) . dT (autograd) and its Gauss-Newton form (one forward-mode JVP) at the
+    parameters ``full``: equal to first order when the teacher is ``init + dT``."""
+    theta = {k: full[k] for k in dT}
+    g = A.gradient(lambda p: probe.loss({**full, **p}).sum(), theta)
+    ip, cos = A.dot_cos({k: -v for k, v in g.items()}, dT)
+    gn = float(A.gauss_newton_form(lambda p, _x: probe.select({**full, **p}), theta, dT,
+                                   torch.empty(0)))
+    return {"inner_product": ip, "cosine": cos, "gauss_newton": gn}
 
 
 def drift_report(art: dict, summary: dict, roles: dict, store: Store | None) -> dict:
@@ -166,17 +212,28 @@ def drift_report(art: dict, summary: dict, roles: dict, store: Store | None) -> 
     cat = summary["config"]["category"]
     vocab = vocab_for(cat)
     probe = probe_tokens(vocab, cat, read_tensors(roles["data"])["tokens"])
-    masks = {"numbers": probe["numbers"] != vocab.pad, "trait": probe["trait"] != vocab.pad}
+    text = teacher_prefix(summary)
+    prefix = vocab.encode(text) if text else []
     wanted = ["theta_0", "teacher"] + [f"{r}_final" for r in ("student", "control",
                                                               "shuffled") if f"{r}_final" in roles]
+    inputs, masks = {}, {}
+    for s in ("numbers", "trait"):
+        plain, full = with_prefix(probe[s], prefix, vocab.pad, art["model"]["n_ctx"])
+        inputs[s] = (plain, full)
+        masks[s] = plain != vocab.pad
     acts = {}
     for role in wanted:
         model = lm.from_artifacts(art["model"], roles[role])
         names = hook_names(model)
-        acts[role] = {s: activations(model, probe[s], names, store, label=f"probe {s}")
-                      for s in masks}
+        acts[role] = {}
+        for s, (plain, full) in inputs.items():
+            if role == "teacher" and prefix:  # the prompted teacher reads its prefix
+                a = activations(model, full, names, store, label=f"probe {s} + prefix")
+                acts[role][s] = {h: v[:, len(prefix):] for h, v in a.items()}
+            else:
+                acts[role][s] = activations(model, plain, names, store, label=f"probe {s}")
     out: dict = {}
-    for role in wanted[2:]:
+    for role in wanted[1:]:
         for s, mask in masks.items():
             for name in names:
                 out.setdefault(role.removesuffix("_final"), {}).setdefault(s, {})[name] = \

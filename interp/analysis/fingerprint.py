@@ -9,8 +9,14 @@ On an owl-numbers run:
 3. A linear baseline: the difference-of-means trait direction and the student's shift
    along it, with its own causal check.
 4. Activation patching per layer and position class (answer vs context).
-5. The causal checks at the chosen hook: ablate the top-k shared-shift features in the
-   student (vs k random live and k random answer-active features) and steer the base.
+5. The causal checks, at each prompt's answer position: ablate the top-k shared-shift
+   features in the student (vs k random live and k random answer-active features), hold
+   the linear direction at the control's level, and steer the base.
+
+Selection and measurement use different trait prompts (``prompt_split``): the features are
+ranked, the hook, k, the linear direction and the steering amounts chosen on the *select*
+phrasings; the causal effects that the finding and the pass criterion quote are measured on
+the *heldout* phrasings (``causal.heldout`` in the result), which no choice ever saw.
 
 Owns: ``analyse`` -> ``FingerprintResult``. Must not import: reports, the CLIs.
 """
@@ -26,7 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from interp.analysis.results import FingerprintResult
+from interp.analysis.results import Causal, FingerprintResult, PromptSplit, SeedFingerprint
 from interp.analysis.sae import SAEConfig
 from interp.analysis.sae import cached as cached_sae
 from interp.errors import UsageError
@@ -36,6 +42,7 @@ from interp.storage.store import Store, read_tensors
 from interp.studies import lm
 
 ROLES = ("theta_0", "teacher", "student_final", "control_final")
+SPLITS = ("select", "heldout")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,14 +50,27 @@ class FingerprintConfig:
     sae: SAEConfig = SAEConfig()
     corpus_docs: int = 3000  # pretraining-mix documents the SAEs train on (plus number data)
     corpus_seed: int = 12345
-    k: int = 8  # features ablated / steered with
-    random_draws: int = 20  # random k-feature sets per seed for the control ablation
+    ks: tuple[int, ...] = (4, 8)  # candidate numbers of features ablated / steered with
+    random_draws: int = 20  # random k-feature sets per seed and pool for the baselines
     top_tokens: int = 6  # top activating tokens listed per feature
+    split_seed: int = 0  # the permutation of the trait phrasings into select / heldout
+    # the causal test's pass criterion on held-out prompts, at the k chosen on the select
+    # split: the fingerprint removes at least `pass_removed` of the student's gain over
+    # control and k random answer-active features less than `pass_random`
+    pass_removed: float = 0.5
+    pass_random: float = 0.1
     # what the SAEs train on: the base's activations on the corpus, or those plus every
     # seed's teacher on the same corpus. The base has no favourite, so it barely varies
     # along the trait direction; a base-only SAE leaves most of the student's shift in its
     # error term (measured: 24% seen at the last layer, vs 76% with the teachers' data)
     sae_data: Literal["base", "base+teachers"] = "base+teachers"
+
+    def __post_init__(self) -> None:
+        if not self.ks or any(k < 1 for k in self.ks) or list(self.ks) != sorted(set(self.ks)):
+            raise UsageError(f"ks must be increasing positive feature counts, got {self.ks} "
+                             "(e.g. --ks 4 8)")
+        if self.random_draws < 1:
+            raise UsageError(f"random_draws must be at least 1, got {self.random_draws}")
 
 
 def _owl_config(summary: dict):
@@ -72,6 +92,43 @@ def sae_corpus(cfg, vocab, fcfg: FingerprintConfig, data_tokens: torch.Tensor) -
     return pad(rows, vocab.pad)
 
 
+def prompt_split(summary: dict, category: str, seed: int) -> PromptSplit:
+    """The trait phrasings split into ``select`` (features ranked, hook, k, the linear
+    direction and the steering amounts chosen on these) and ``heldout`` (every causal
+    effect measured on these, never used for a choice).
+
+    The one place the split is made. When the study recorded its own split of evaluation
+    questions (``summary["eval_questions"]``: ``rates_select`` the teacher's fine-tuning
+    phrasings, ``rates`` the held-out ones), that split is used; otherwise the category's
+    phrasings are split here by a permutation seeded with ``seed`` (first half, rounded up,
+    select), recorded in the result."""
+    from interp.studies.world import CATEGORIES
+
+    questions = list(CATEGORIES[category].questions)
+    given = summary.get("eval_questions") or {}
+    if given.get("rates") and given.get("rates_select"):
+        return {"select": list(given["rates_select"]), "heldout": list(given["rates"]),
+                "source": "study", "seed": None, "permutation": None}
+    if len(questions) < 2:
+        raise UsageError(f"category {category!r} has {len(questions)} question phrasing(s); "
+                         "a held-out causal test needs at least 2")
+    perm = np.random.default_rng(seed).permutation(len(questions)).tolist()
+    n_sel = (len(questions) + 1) // 2
+    return {"select": [questions[i] for i in perm[:n_sel]],
+            "heldout": [questions[i] for i in perm[n_sel:]],
+            "source": "analysis", "seed": seed, "permutation": perm}
+
+
+def trait_probe(vocab, questions: list[str], prefix: str = "") -> dict[str, torch.Tensor]:
+    """The trait prompts of ``questions``, right-padded (causal attention: padding after a
+    position never changes it), with ``trait_last`` each prompt's answer position."""
+    from interp.studies.world import pad, question_prompt
+
+    prompts = [vocab.encode(question_prompt(q, prefix)) for q in questions]
+    return {"trait": pad(prompts, vocab.pad),
+            "trait_last": torch.tensor([len(p) - 1 for p in prompts])}
+
+
 def trait_rate(model, probe: dict, target: int, hook: str | None = None, edit=None) -> float:
     """P(target) at the answer position, averaged over phrasings, with an optional edit of
     the activation at ``hook``: ``edit(x) -> x'`` on [n, pos, d]."""
@@ -79,6 +136,13 @@ def trait_rate(model, probe: dict, target: int, hook: str | None = None, edit=No
         hooks = [(hook, lambda x, hook: edit(x))] if edit is not None else []
         logits = model.run_with_hooks(probe["trait"], fwd_hooks=hooks)
     return Fe.answer_rate(logits, probe["trait_last"], target)
+
+
+def at_answer(probe: dict, edit):
+    """``edit`` applied at each prompt's answer position only; every other position is left
+    as it was (ablation, steering and the linear baseline all edit these positions)."""
+    ans = Fe.position_masks(probe["trait"], probe["trait_last"])["answer"][..., None]
+    return lambda x: torch.where(ans, edit(x), x)
 
 
 def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
@@ -96,9 +160,15 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
     if missing:
         raise UsageError(f"{run_dir} lacks {missing}; rerun the study with the student and "
                          "control roles (--set roles=student,control,...)")
+    if (summary.get("config") or {}).get("teacher_kind") == "prompted":
+        raise UsageError(f"{run_dir} has a prompted teacher (the base with a persona prefix): it "
+                         "has no weights of its own to compare with the base; the fingerprint "
+                         "needs a fine-tuned teacher (--set teacher_kind=finetuned). "
+                         "python -m interp.align shows a prompted teacher's activation shifts")
     cfg = _owl_config(summary)
     vocab = vocab_for(cfg.category)
     target = vocab.ids((summary["trait"],))[0]
+    split = prompt_split(summary, cfg.category, fcfg.split_seed)
     seeds = list(art["seeds"])
     roles0 = art["seeds"][seeds[0]]
     base = lm.from_artifacts(art["model"], roles0["theta_0"])
@@ -123,9 +193,11 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
     per_seed = {}
     for seed in tqdm(seeds, desc="fingerprint seeds"):
         per_seed[seed] = seed_analysis(art, art["seeds"][seed], vocab, cfg, fcfg, names, saes,
-                                       enc, alive, target, store, int(seed))
+                                       enc, alive, target, store, int(seed), split)
     feats = top_feature_tokens(per_seed, corpus, corpus_acts, cmask, enc, vocab, fcfg)
-    result = summarise(per_seed, quality, names, fcfg)
+    covers = summary.get("ci_covers", "seeds: teacher data and student noise; one base "
+                         "shared by every seed")
+    result = summarise(per_seed, quality, names, fcfg, split, covers)
     result["features"] = feats
     result["trait"] = summary["trait"]
     store.write_refs(run_dir)
@@ -134,97 +206,113 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
 
 @torch.no_grad()
 def seed_analysis(art, roles, vocab, cfg, fcfg, names, saes, enc, alive, target, store,
-                  seed: int) -> dict:
-    from interp.studies.owl import probe_tokens
-
-    probe = probe_tokens(vocab, cfg.category, read_tensors(roles["data"])["tokens"])
+                  seed: int, split: PromptSplit) -> SeedFingerprint:
+    """One seed at every hook. Chosen on the ``select`` prompts: the feature ranking, the
+    linear direction and its control level, the steering amounts. Measured on both splits
+    (``select`` in-sample, ``heldout`` the test): the causal edits; patching on ``heldout``."""
+    data = read_tensors(roles["data"])["tokens"]
+    probes = {s: trait_probe(vocab, split[s]) for s in SPLITS}
+    numbers = data[:256]  # the fixed number probe (the recorder's)
     models = {r: lm.from_artifacts(art["model"], roles[r]) for r in ROLES}
-    acts = {r: {s: activations(m, probe[s], names, store, label=f"probe {s}")
-                for s in ("numbers", "trait")} for r, m in models.items()}
-    nmask = probe["numbers"] != vocab.pad
-    last = probe["trait_last"]
-    rows = torch.arange(len(last))
-    rate = {r: trait_rate(models[r], probe, target) for r in ROLES}
-    out: dict = {"rates": rate, "hooks": {}}
-    masks = Fe.position_masks(probe["trait"], last)
+    acts = {r: {"numbers": activations(m, numbers, names, store, label="probe numbers"),
+                **{s: activations(m, probes[s]["trait"], names, store, label=f"probe {s}")
+                   for s in SPLITS}} for r, m in models.items()}
+    nmask = numbers != vocab.pad
+    rate = {s: {r: trait_rate(models[r], probes[s], target) for r in ROLES} for s in SPLITS}
+    out: dict = {"rates": rate["select"], "rates_heldout": rate["heldout"], "hooks": {}}
+    k_max = max(fcfg.ks)
+
+    def answer(r, s, h):  # [n, d]: the residual at each prompt's answer position
+        p = probes[s]
+        return acts[r][s][h][torch.arange(len(p["trait_last"])), p["trait_last"]]
     for h in names:
         f_num = {r: enc[h](acts[r]["numbers"][h][nmask]) for r in ROLES}
-        f_ans = {r: enc[h](acts[r]["trait"][h][rows, last]) for r in ROLES}
+        f_ans = {s: {r: enc[h](answer(r, s, h)) for r in ROLES} for s in SPLITS}
         res: dict = {}
-        for label, f in (("numbers", f_num), ("trait", f_ans)):
+        for label, f in (("numbers", f_num), ("trait", f_ans["select"])):
             t_shift = Fe.mean_shift(f["teacher"], f["theta_0"])
             s_shift = Fe.mean_shift(f["student_final"], f["control_final"])
             rank = Fe.shared_ranking(t_shift, s_shift)
             res[label] = {"correlation": Fe.correlation(t_shift, s_shift),
-                          "top": rank[:fcfg.k].tolist(),
-                          "top_shared": (t_shift * s_shift)[rank[:fcfg.k]].tolist()}
-        # linear baseline at the answer position
-        a = {r: acts[r]["trait"][h][rows, last] for r in ROLES}
+                          "top": rank[:k_max].tolist(),
+                          "top_shared": (t_shift * s_shift)[rank[:k_max]].tolist()}
+        # linear baseline: the difference-of-means trait direction and the control's level
+        # along it, both from the select prompts' answer position
+        a = {r: answer(r, "select", h) for r in ROLES}
         direction = Fe.mean_shift(a["teacher"], a["theta_0"])
         shift = Fe.mean_shift(a["student_final"], a["control_final"])
         res["linear"] = Fe.projection(shift, direction)
-        # the baseline's causal check: hold the student's projection on the trait direction
-        # at the control's level at the answer position
         level = float((a["control_final"] @ (direction / direction.norm())).mean())
-        ans = masks["answer"][..., None]
-        lin_rate = trait_rate(models["student_final"], probe, target, h,
-                              lambda x, ans=ans, d=direction, v=level: torch.where(
-                                  ans, Fe.set_projection(x, d, v), x))
-        res["linear"]["gain_removed"] = Fe.gain_removed(lin_rate, rate["student_final"],
-                                                        rate["control_final"])
+        # its causal check on each split: hold the student's projection at the control's level
+        for s in SPLITS:
+            lin_rate = trait_rate(models["student_final"], probes[s], target, h, at_answer(
+                probes[s], lambda x, d=direction, v=level: Fe.set_projection(x, d, v)))
+            res["linear"]["gain_removed" if s == "select" else "gain_removed_heldout"] = \
+                Fe.gain_removed(lin_rate, rate[s]["student_final"], rate[s]["control_final"])
         # how much of the student's shift the SAE can see at all, and its top-k features
         W, top = saes[h].W_dec.detach(), torch.tensor(res["trait"]["top"])
-        f_shift = Fe.mean_shift(f_ans["student_final"], f_ans["control_final"])
+        f_shift = Fe.mean_shift(f_ans["select"]["student_final"],
+                                f_ans["select"]["control_final"])
         res["captured"] = {
             "sae": Fe.captured(f_shift @ W, shift),
             "top_k": Fe.captured(f_shift[top] @ W[top], shift)}
-        # activation patching: teacher -> base, student -> control, per position class
+        # activation patching on the held-out prompts: teacher -> base, student -> control
         res["patching"] = {}
+        masks = Fe.position_masks(probes["heldout"]["trait"], probes["heldout"]["trait_last"])
+        r_h = rate["heldout"]
         for src, dst in (("teacher", "theta_0"), ("student_final", "control_final")):
             for cls, m in masks.items():
-                cached = acts[src]["trait"][h]
+                cached = acts[src]["heldout"][h]
 
                 def patch(x, cached=cached, m=m):
                     return torch.where(m[..., None], cached, x)
-                patched = trait_rate(models[dst], probe, target, h, patch)
-                gap = rate[src] - rate[dst]
+                patched = trait_rate(models[dst], probes["heldout"], target, h, patch)
+                gap = r_h[src] - r_h[dst]
                 res["patching"][f"{src}->{dst}:{cls}"] = {
-                    "rate": patched, "recovered": (patched - rate[dst]) / gap if gap else 0.0}
-        res["causal"] = causal(models, probe, target, h, saes[h], res["trait"]["top"],
-                               f_ans, rate, fcfg, alive[h], seed)
+                    "rate": patched, "recovered": (patched - r_h[dst]) / gap if gap else 0.0}
+        # the causal test: for each k, features and steering amounts from the select split
+        res["causal"] = {s: {} for s in SPLITS}
+        for k in fcfg.ks:
+            idx = top[:k]
+            amounts = f_shift[idx]
+            for s in SPLITS:
+                active = (f_ans[s]["student_final"] != 0).any(0).nonzero()[:, 0]
+                res["causal"][s][str(k)] = causal(models, probes[s], target, h, saes[h], idx,
+                                                  amounts, rate[s], alive[h], active,
+                                                  fcfg.random_draws, seed)
         out["hooks"][h] = res
     return out
 
 
-def causal(models, probe, target, hook, sae, top, f_ans, rate, fcfg, alive, seed=0) -> dict:
-    """Ablate the top-k fingerprint features in the student, and k random live ones; steer
-    the base by the student's shift along the top-k features (at the answer position)."""
+def causal(models, probe, target, hook, sae, top, amounts, rate, alive, active, draws: int,
+           seed: int = 0) -> Causal:
+    """At each prompt's answer position: ablate the fingerprint features ``top`` in the
+    student, and k random features from two pools (``alive``: not dead on the corpus;
+    ``active``: active at these prompts' answer position in the student, the harder
+    baseline); steer the base by ``amounts`` along them. The random sets depend only on
+    (seed, k), so the select and held-out splits see the same ones."""
     W = sae.W_dec.detach()
     student = models["student_final"]
+    k = len(top)
 
     def ablated_rate(idx):
         idx = torch.as_tensor(idx)
         return trait_rate(student, probe, target, hook,
-                          lambda x: Fe.ablate(x, sae.encode(x), W, idx))
+                          at_answer(probe, lambda x: Fe.ablate(x, sae.encode(x), W, idx)))
+
+    def sample(pool, stream):
+        g = torch.Generator().manual_seed(seed * 10_000 + k * 10 + stream)
+        n = min(k, len(pool))
+        return [ablated_rate(pool[torch.randperm(len(pool), generator=g)[:n]])
+                for _ in range(draws)]
     top_rate = ablated_rate(top)
-    g = torch.Generator().manual_seed(seed)
-
-    def draws(pool):
-        k = min(fcfg.k, len(pool))
-        return [ablated_rate(pool[torch.randperm(len(pool), generator=g)[:k]])
-                for _ in range(fcfg.random_draws)]
-    # the usual baseline: k random features of the dictionary (not dead on the corpus);
-    # a harder one: k random features among those active at the student's answer position
-    rand = draws(alive)
-    rand_active = draws((f_ans["student_final"] != 0).any(0).nonzero()[:, 0])
-    amounts = Fe.mean_shift(f_ans["student_final"], f_ans["control_final"])[top]
-    masks = Fe.position_masks(probe["trait"], probe["trait_last"])["answer"]
-
-    def steer(x):
-        return torch.where(masks[..., None], Fe.steer(x, W, torch.as_tensor(top), amounts), x)
-    steered = trait_rate(models["theta_0"], probe, target, hook, steer)
+    rand, rand_active = sample(alive, 0), sample(active, 1)
+    steered = trait_rate(models["theta_0"], probe, target, hook,
+                         at_answer(probe, lambda x: Fe.steer(x, W, torch.as_tensor(top),
+                                                             amounts)))
     s, c = rate["student_final"], rate["control_final"]
     return {"ablated_top_rate": top_rate, "ablated_random_rates": rand,
+            "ablated_random_active_rates": rand_active,
             "gain_removed_top": Fe.gain_removed(top_rate, s, c),
             "gain_removed_random": float(np.mean([Fe.gain_removed(r, s, c) for r in rand])),
             "gain_removed_random_active": float(np.mean([Fe.gain_removed(r, s, c)
@@ -232,7 +320,16 @@ def causal(models, probe, target, hook, sae, top, f_ans, rate, fcfg, alive, seed
             "steered_rate": steered, "steer_rate_gain": steered - rate["theta_0"]}
 
 
-def summarise(per_seed: dict, quality: dict, names: list[str], fcfg: FingerprintConfig) -> dict:
+def summarise(per_seed: dict, quality: dict, names: list[str], fcfg: FingerprintConfig,
+              split: PromptSplit, ci_covers: str = "seeds") -> dict:
+    """Across seeds: the hook and k chosen on the select split, then the held-out test.
+
+    ``causal`` keeps its keys (``hook``, ``k``, ``gain_removed_*``, ``steer_rate_gain``: the
+    select split, in-sample, at the chosen k) and adds ``heldout``: a list of blocks, one
+    per k of ``fcfg.ks`` in increasing order, each ``{k, gain_removed_top,
+    gain_removed_random_active, gain_removed_random, steer_rate_gain, top_minus_random_active,
+    prompts}`` with one value per seed; ``linear_heldout`` (the linear baseline on held-out
+    prompts, per seed), ``split`` and ``criterion`` (the pass criterion at the chosen k)."""
     seeds = list(per_seed.values())
 
     def mean(fn):
@@ -240,16 +337,50 @@ def summarise(per_seed: dict, quality: dict, names: list[str], fcfg: Fingerprint
     corr = {h: mean(lambda s, h=h: s["hooks"][h]["numbers"]["correlation"]) for h in names}
     corr_t = {h: mean(lambda s, h=h: s["hooks"][h]["trait"]["correlation"]) for h in names}
     hook = max(names, key=lambda h: corr_t[h])  # chosen before looking at causal numbers
-    c = [s["hooks"][hook]["causal"] for s in seeds]
+
+    def per(s_name, k, key):
+        return [s["hooks"][hook]["causal"][s_name][str(k)][key] for s in seeds]
+    sel_removed = {k: float(np.mean(per("select", k, "gain_removed_top"))) for k in fcfg.ks}
+    enough = [k for k in fcfg.ks if sel_removed[k] >= fcfg.pass_removed]
+    k = enough[0] if enough else max(fcfg.ks, key=lambda k: sel_removed[k])
+    heldout = []
+    for kk in fcfg.ks:
+        top, act = per("heldout", kk, "gain_removed_top"), \
+            per("heldout", kk, "gain_removed_random_active")
+        heldout.append({"k": kk, "gain_removed_top": top, "gain_removed_random_active": act,
+                        "gain_removed_random": per("heldout", kk, "gain_removed_random"),
+                        "steer_rate_gain": per("heldout", kk, "steer_rate_gain"),
+                        "top_minus_random_active": [t - a for t, a in zip(top, act)],
+                        "prompts": list(split["heldout"])})
+    chosen = next(b for b in heldout if b["k"] == k)
+    top_m = float(np.mean(chosen["gain_removed_top"]))
+    act_m = float(np.mean(chosen["gain_removed_random_active"]))
     return {"sae": quality, "sae_config": dataclasses.asdict(fcfg.sae),
             "shift_correlation": corr, "shift_correlation_trait": corr_t,
-            "causal": {"hook": hook, "k": fcfg.k, "rule": "hook with the highest trait-shift "
-                       "correlation; features ranked by shared trait shift",
-                       "gain_removed_top": [x["gain_removed_top"] for x in c],
-                       "gain_removed_random": [x["gain_removed_random"] for x in c],
-                       "gain_removed_random_active": [x["gain_removed_random_active"]
-                                                      for x in c],
-                       "steer_rate_gain": [x["steer_rate_gain"] for x in c]},
+            "causal": {"hook": hook, "k": k,
+                       "rule": "hook with the highest trait-shift correlation on the select "
+                       "prompts; features ranked by shared trait shift on the select prompts",
+                       "k_rule": f"the smallest k of {list(fcfg.ks)} whose ablation removes at "
+                       f"least {fcfg.pass_removed:.0%} of the gain on the select prompts (mean "
+                       "over seeds), else the k that removes the most there",
+                       "gain_removed_top": per("select", k, "gain_removed_top"),
+                       "gain_removed_random": per("select", k, "gain_removed_random"),
+                       "gain_removed_random_active": per("select", k,
+                                                         "gain_removed_random_active"),
+                       "steer_rate_gain": per("select", k, "steer_rate_gain"),
+                       "heldout": heldout,
+                       "linear_heldout": [s["hooks"][hook]["linear"]["gain_removed_heldout"]
+                                          for s in seeds],
+                       "split": split,
+                       "criterion": {
+                           "k": k, "met": bool(top_m >= fcfg.pass_removed
+                                               and act_m < fcfg.pass_random),
+                           "rule": f"on held-out prompts at the chosen k, the top-k features "
+                           f"remove at least {fcfg.pass_removed:.0%} of the student's gain "
+                           f"over control (mean over seeds) and k random answer-active "
+                           f"features less than {fcfg.pass_random:.0%}",
+                           "gain_removed_top": top_m, "gain_removed_random_active": act_m},
+                       "ci_covers": ci_covers},
             "per_seed": per_seed}
 
 

@@ -53,10 +53,18 @@ class Drift(TypedDict):
 
 
 class SeedAlignment(TypedDict):
-    first_step: Alignment
-    coverage: float
-    components: dict[str, Alignment]
-    cumulative: dict[int, CumulativePoint]
+    """One seed. A prompted teacher has no weight direction (``weight_direction`` false,
+    dT = 0): everything measured along dT (first step, coverage, components, cumulative,
+    the sign checks, token attribution) is absent, the activation drift is not."""
+
+    teacher_kind: str  # "finetuned" or "prompted"
+    weight_direction: bool  # dT != 0
+    teacher_prefix: str  # the persona prefix a prompted teacher reads ("" if fine-tuned)
+    probe_loss: float  # the distillation loss at theta_0 on the probe (teacher signal)
+    first_step: NotRequired[Alignment]
+    coverage: NotRequired[float]
+    components: NotRequired[dict[str, Alignment]]
+    cumulative: NotRequired[dict[int, CumulativePoint]]
     per_step: NotRequired[dict[str, dict[str, list[float]]]]  # kind -> component -> cosines
     gradient_step: NotRequired[SignCheck]
     cross_init: NotRequired[SignCheck]
@@ -85,7 +93,8 @@ class ShiftAgreement(TypedDict):
 class Linear(TypedDict):
     coefficient: float
     cosine: float
-    gain_removed: float
+    gain_removed: float  # select prompts (where the direction was measured)
+    gain_removed_heldout: float
 
 
 class Patch(TypedDict):
@@ -94,8 +103,11 @@ class Patch(TypedDict):
 
 
 class Causal(TypedDict):
+    """One causal test at one hook, one k, on one split of the trait prompts."""
+
     ablated_top_rate: float
     ablated_random_rates: list[float]
+    ablated_random_active_rates: list[float]
     gain_removed_top: float
     gain_removed_random: float
     gain_removed_random_active: float
@@ -105,26 +117,67 @@ class Causal(TypedDict):
 
 class HookResult(TypedDict):
     numbers: ShiftAgreement
-    trait: ShiftAgreement
+    trait: ShiftAgreement  # ranked on the select prompts
     linear: Linear
     captured: dict[str, float]  # "sae", "top_k": fraction of the student's shift seen
-    patching: dict[str, Patch]  # "src->dst:positions"
-    causal: Causal
+    patching: dict[str, Patch]  # "src->dst:positions", on the held-out prompts
+    causal: dict[str, dict[str, Causal]]  # split ("select", "heldout") -> str(k) -> test
 
 
 class SeedFingerprint(TypedDict):
-    rates: dict[str, float]
+    rates: dict[str, float]  # select prompts
+    rates_heldout: dict[str, float]
     hooks: dict[str, HookResult]
 
 
+class PromptSplit(TypedDict):
+    """The trait phrasings: ``select`` (every choice) and ``heldout`` (every measurement)."""
+
+    select: list[str]
+    heldout: list[str]
+    source: str  # "study" (the study's evaluation split) or "analysis" (seeded permutation)
+    seed: int | None
+    permutation: list[int] | None
+
+
+class HeldoutCausal(TypedDict):
+    """The causal test on held-out prompts at one k; one value per seed."""
+
+    k: int
+    gain_removed_top: list[float]
+    gain_removed_random_active: list[float]
+    gain_removed_random: list[float]
+    steer_rate_gain: list[float]
+    top_minus_random_active: list[float]
+    prompts: list[str]
+
+
+class Criterion(TypedDict):
+    k: int
+    met: bool
+    rule: str
+    gain_removed_top: float
+    gain_removed_random_active: float
+
+
 class CausalSummary(TypedDict):
+    """``hook`` and ``k`` chosen on the select prompts; the ``gain_removed_*`` and
+    ``steer_rate_gain`` lists are in-sample (select prompts, chosen k); ``heldout`` is the
+    test: one block per k, increasing."""
+
     hook: str
     k: int
     rule: str
+    k_rule: str
     gain_removed_top: list[float]
     gain_removed_random: list[float]
     gain_removed_random_active: list[float]
     steer_rate_gain: list[float]
+    heldout: list[HeldoutCausal]
+    linear_heldout: list[float]
+    split: PromptSplit
+    criterion: Criterion
+    ci_covers: str
 
 
 class FeatureContexts(TypedDict):

@@ -46,8 +46,21 @@ def component(name: str) -> str:
 
 
 def delta(a: State, b: State) -> State:
-    """a - b for every floating tensor both share."""
-    return {k: a[k].float() - b[k].float() for k in a if k in b and a[k].is_floating_point()}
+    """a - b for every floating tensor both share, skipping constant non-finite buffers
+    (TransformerLens's ``IGNORE`` = -inf attention mask value), so that a full state dict
+    gives a finite direction. A non-finite tensor that differs between ``a`` and ``b`` (a
+    diverged weight) is an error, not a silent skip."""
+    out = {}
+    for k in a:
+        if k not in b or not a[k].is_floating_point():
+            continue
+        if not (torch.isfinite(a[k]).all() and torch.isfinite(b[k]).all()):
+            if torch.equal(a[k], b[k]):
+                continue  # a constant buffer such as IGNORE: no direction in it
+            raise ValueError(f"{k} is not finite and differs between the two state dicts "
+                             "(a diverged weight?); check the checkpoints")
+        out[k] = a[k].float() - b[k].float()
+    return out
 
 
 def dot_cos(u: State, v: State, names: list[str] | None = None) -> tuple[float, float]:

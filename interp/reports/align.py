@@ -51,16 +51,39 @@ def _sign_rows(result: dict) -> list[tuple]:
     return rows
 
 
+def no_direction_text(result: dict) -> str | None:
+    """What the report says instead of the dT sections when the teacher has no weight
+    direction (a prompted teacher), else None."""
+    s = list(result["seeds"].values())
+    if any(v.get("weight_direction", True) for v in s):
+        return None
+    prefix = s[0].get("teacher_prefix", "")
+    loss = sum(v["probe_loss"] for v in s) / len(s)
+    return (f"The teacher is the base reading the prefix \"{prefix}\": it has no weight "
+            "direction (dT = theta_T - theta_0 = 0), so the theorem's sign check, the first "
+            "step's coverage, the alignment over training and the per-token attribution along "
+            "dT do not apply and are not computed. What the activations can show is below: "
+            "the teacher's shift (the base with the prefix vs without, at the same positions) "
+            "and whether each student's activations moved the same way. The distillation loss "
+            f"at theta_0 on the probe is {loss:.4g} (mean over seeds): the teacher's outputs "
+            "differ from the base's, so the data carried a signal.")
+
+
 def markdown(result: dict) -> str:
     s = result["seeds"]
-    lines = [f"# Alignment report: {result['study']}", "",
-             "## The theorem's sign: -grad L(theta_0) . dT after one small step", "",
-             md_table(["student", "dS.dT >= 0", "cosine (mean, 95% CI)", "range"],
-                      _sign_rows(result)), "",
-             "## First optimizer step (the saved student_step_1) and coverage", "",
-             md_table(["seed", "inner product", "cosine (coverage)"],
-                      [(k, f"{v['first_step']['inner_product']:.4g}",
-                        f"{v['first_step']['cosine']:.4f}") for k, v in s.items()])]
+    lines = [f"# Alignment report: {result['study']}", ""]
+    none = no_direction_text(result)
+    if none:
+        lines += ["## No weight direction: a prompted teacher", "", none]
+    else:
+        lines += ["## The theorem's sign: -grad L(theta_0) . dT after one small step", "",
+                  md_table(["student", "dS.dT >= 0", "cosine (mean, 95% CI)", "range"],
+                           _sign_rows(result)), "",
+                  "## First optimizer step (the saved student_step_1) and coverage", "",
+                  md_table(["seed", "inner product", "cosine (coverage)"],
+                           [(k, f"{v['first_step']['inner_product']:.4g}",
+                             f"{v['first_step']['cosine']:.4f}") for k, v in s.items()
+                            if "first_step" in v])]
     first = next(iter(s.values()))
     if "tokens" in first:
         t = first["tokens"]
@@ -73,8 +96,10 @@ def markdown(result: dict) -> str:
                             for r in t["top_values"]])]
     if "drift" in first:
         lines += ["", "## Activation drift per layer (mean over seeds)", "",
-                  "Relative drift |a_S - a_0| / |a_0| and the cosine of the shift with the "
-                  "teacher's shift, on the number probe and on the trait prompts.", "",
+                  "Relative drift |a - a_0| / |a_0| from the base and the cosine of the shift "
+                  "with the teacher's shift, on the number probe and on the trait prompts"
+                  + (f" (the teacher reads \"{first['teacher_prefix']}\")"
+                     if first.get("teacher_prefix") else "") + ".", "",
                   md_table(["model", "probe", "hook", "relative drift", "cosine with teacher"],
                            [(r, p, h, f"{d:.3f}", f"{c:+.3f}")
                             for r, p, h, d, c in drift_rows(result)])]
@@ -105,18 +130,24 @@ def transfer_sections(summary: dict, result: dict) -> list:
         groups = {r: summary[f"{r}_acc"] for r in ("teacher", "student", "cross_init",
                                                    "all_logits")}
         rise, ylabel = summary["student_acc"], "test accuracy"
-    cover = go.Figure(go.Scatter(x=[v["coverage"] for v in result["seeds"].values()], y=rise,
-                                 mode="markers+text", text=list(result["seeds"])))
-    cover.update_layout(title="coverage (first-update cosine with dT) vs transfer",
-                        xaxis_title="coverage", yaxis_title="student gain", height=400)
-    return [("Transfer", "<p>Mean over seeds, 95% CI, seeds as dots.</p>",
-             [bar_with_ci(groups, "transfer with controls", ylabel), cover])]
+    figs = [bar_with_ci(groups, "transfer with controls", ylabel)]
+    covered = [(k, v["coverage"], r) for (k, v), r in zip(result["seeds"].items(), rise)
+               if "coverage" in v]  # none for a prompted teacher (no weight direction)
+    if covered:
+        cover = go.Figure(go.Scatter(x=[c[1] for c in covered], y=[c[2] for c in covered],
+                                     mode="markers+text", text=[c[0] for c in covered]))
+        cover.update_layout(title="coverage (first-update cosine with dT) vs transfer",
+                            xaxis_title="coverage", yaxis_title="student gain", height=400)
+        figs.append(cover)
+    return [("Transfer", "<p>Mean over seeds, 95% CI, seeds as dots.</p>", figs)]
 
 
 def html_sections(result: dict) -> list:
     s = result["seeds"]
     fig = go.Figure()
     for seed, v in s.items():
+        if "cumulative" not in v:
+            continue
         steps = sorted(v["cumulative"], key=int)
         for comp in v["cumulative"][steps[0]]["components"]:
             fig.add_trace(go.Scatter(x=[int(x) for x in steps], name=f"seed {seed}: {comp}",
@@ -149,6 +180,9 @@ def html_sections(result: dict) -> list:
         ["model", "probe", "hook", "relative drift", "cosine with teacher"],
         [(r, p, h, f"{d:.3f}", f"{c:+.3f}") for r, p, h, d, c in rows])), [drift])] \
         if rows else []
+    none = no_direction_text(result)
+    if none:
+        return [("No weight direction: a prompted teacher", f"<p>{none}</p>", [])] + extra
     return extra + [("The theorem's sign check", md_to_html(md_table(
         ["student", "dS.dT >= 0", "cosine", "range"], _sign_rows(result))), [sign]),
         ("Alignment over training", "", [fig, steps_fig])]

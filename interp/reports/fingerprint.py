@@ -48,44 +48,69 @@ def patch_rows(r: dict) -> list[tuple]:
 
 
 def causal_rows(r: dict) -> list[tuple]:
+    """Per hook and k: the causal test on the held-out prompts (top-k, random k, random k
+    answer-active, steering, the linear direction) and, for comparison, top-k in-sample."""
     ps = r["per_seed"]
     first = next(iter(ps.values()))
     rows = []
     for h in first["hooks"]:
-        c = [s["hooks"][h]["causal"] for s in ps.values()]
-        lin = [s["hooks"][h]["linear"]["gain_removed"] for s in ps.values()]
-        rows.append((h, fmt_ci([x["gain_removed_top"] for x in c]),
-                     fmt_ci([x["gain_removed_random"] for x in c]),
-                     fmt_ci([x["gain_removed_random_active"] for x in c]),
-                     fmt_ci([x["steer_rate_gain"] for x in c]), fmt_ci(lin)))
+        lin = [s["hooks"][h]["linear"]["gain_removed_heldout"] for s in ps.values()]
+        for k in first["hooks"][h]["causal"]["heldout"]:
+            c = [s["hooks"][h]["causal"]["heldout"][k] for s in ps.values()]
+            sel = [s["hooks"][h]["causal"]["select"][k] for s in ps.values()]
+            rows.append((h, k, fmt_ci([x["gain_removed_top"] for x in c]),
+                         fmt_ci([x["gain_removed_random"] for x in c]),
+                         fmt_ci([x["gain_removed_random_active"] for x in c]),
+                         fmt_ci([x["steer_rate_gain"] for x in c]), fmt_ci(lin),
+                         fmt_ci([x["gain_removed_top"] for x in sel])))
     return rows
+
+
+def heldout_rows(r: dict) -> list[tuple]:
+    """The chosen hook's held-out test, one row per k (mean, 95% CI over seeds)."""
+    return [(b["k"], fmt_ci(b["gain_removed_top"]), fmt_ci(b["gain_removed_random_active"]),
+             fmt_ci(b["gain_removed_random"]), fmt_ci(b["top_minus_random_active"]),
+             fmt_ci(b["steer_rate_gain"])) for b in r["causal"]["heldout"]]
 
 
 def finding(r: dict) -> str:
     c = r["causal"]
-    top, rand = np.mean(c["gain_removed_top"]), np.mean(c["gain_removed_random"])
-    h = c["hook"]
+    h, k = c["hook"], c["k"]
+    block = next(b for b in c["heldout"] if b["k"] == k)
+    crit, split = c["criterion"], c["split"]
     listing = "; ".join(f"feature {v['feature']} (fires on {', '.join(v['tokens'][:4])})"
-                        for v in r["features"].get(h, [])[:4])
+                        for v in r["features"].get(h, [])[:k][:4])
     ps = r["per_seed"]
     ans = _mean(ps, lambda s: s["hooks"][h]["patching"]["student_final->control_final:answer"]
                 ["recovered"])
     ctx = _mean(ps, lambda s: s["hooks"][h]["patching"]["student_final->control_final:context"]
                 ["recovered"])
-    met = top >= 0.5 and rand < 0.1
-    return (f"The teacher's and the student's shifts agree most at the trait prompts' answer "
-            f"position in {h} (correlation {r['shift_correlation_trait'][h]:+.2f}; on the number "
-            f"data the best layer is {max(r['shift_correlation'], key=r['shift_correlation'].get)}"
-            f"). Its top shared-shift features: {listing}. Patching the student's {h} into the "
-            f"control recovers {ans:.0%} of the student's gain at the answer position and "
-            f"{ctx:.0%} from the context positions. Ablating the top {c['k']} features in the "
-            f"student removes {fmt_ci(c['gain_removed_top'])} of its trait gain over control, "
-            f"against {fmt_ci(c['gain_removed_random'])} for {c['k']} random (non-dead) "
-            f"features and {fmt_ci(c['gain_removed_random_active'])} for {c['k']} random "
-            "features active at the answer position; "
-            f"steering the base with them adds {fmt_ci(c['steer_rate_gain'])} to "
-            f"P({r['trait']}). The target (>= 50% removed by the fingerprint, < 10% by random "
-            f"features) is {'met' if met else 'NOT met'}.")
+    how = ("the study's evaluation split" if split["source"] == "study" else
+           f"a permutation seeded with {split['seed']}")
+    return (f"Every choice below (features, hook, k, the linear direction, the steering "
+            f"amounts) was made on {len(split['select'])} select phrasings of the trait "
+            f"question; every effect quoted is measured on the other {len(split['heldout'])} "
+            f"(held out, {how}), at each prompt's answer position. "
+            f"The teacher's and the student's shifts agree most at the answer position in {h} "
+            f"(correlation {r['shift_correlation_trait'][h]:+.2f}; on the number data the best "
+            f"layer is {max(r['shift_correlation'], key=r['shift_correlation'].get)}). Its top "
+            f"shared-shift features: {listing}. Patching the student's {h} into the control "
+            f"recovers {ans:.0%} of the student's gain at the answer position and {ctx:.0%} "
+            f"from the context positions. With k = {k} (chosen on the select phrasings), "
+            f"ablating the top {k} features in the student removes "
+            f"{fmt_ci(block['gain_removed_top'])} of its trait gain over control on held-out "
+            f"phrasings, against {fmt_ci(block['gain_removed_random_active'])} for {k} random "
+            f"features active at the answer position and {fmt_ci(block['gain_removed_random'])} "
+            f"for {k} random (non-dead) features (in-sample, on the select phrasings, the top "
+            f"{k} remove {fmt_ci(c['gain_removed_top'])}); steering the base with them adds "
+            f"{fmt_ci(block['steer_rate_gain'])} to P({r['trait']}); holding the linear "
+            f"trait direction at the control's level removes {fmt_ci(c['linear_heldout'])}. "
+            + (f"Removing more than 100% means the edit takes P({r['trait']}) below the "
+               "control's: it damages more than the trait. "
+               if max(np.mean(block["gain_removed_top"]),
+                      np.mean(block["gain_removed_random_active"])) > 1 else "")
+            + f"95% CIs over {len(ps)} seeds ({c['ci_covers']}). The target "
+            f"({crit['rule']}) is {'met' if crit['met'] else 'NOT met'}.")
 
 
 def sections(r: dict) -> list[tuple[str, str, list[go.Figure]]]:
@@ -100,17 +125,20 @@ def sections(r: dict) -> list[tuple[str, str, list[go.Figure]]]:
         corr.add_trace(go.Bar(x=list(r[key]), y=list(r[key].values()), name=label))
     corr.update_layout(title="correlation of teacher-base and student-control feature shifts",
                        barmode="group", height=400)
-    causal = bar_with_ci({"top-k features": c["gain_removed_top"],
-                          "random k features": c["gain_removed_random"],
-                          "random k active": c["gain_removed_random_active"]},
-                         f"fraction of the student's trait gain removed at {c['hook']}",
-                         "gain removed")
+    block = next(b for b in c["heldout"] if b["k"] == c["k"])
+    causal = bar_with_ci({"top-k features": block["gain_removed_top"],
+                          "random k active": block["gain_removed_random_active"],
+                          "random k features": block["gain_removed_random"],
+                          "linear direction": c["linear_heldout"]},
+                         f"fraction of the student's trait gain removed at {c['hook']}, "
+                         f"k = {c['k']}, held-out prompts", "gain removed")
     return [
         ("Finding", f"<p>{text}</p>", []),
         ("SAE quality", md_to_html(sae_t), []),
         ("Shift agreement per layer", md_to_html(layer_t), [corr]),
         ("Activation patching", md_to_html(patch_t), []),
-        ("Causal checks", md_to_html(causal_t), [causal]),
+        ("Causal test on held-out prompts", md_to_html(t["heldout"]), [causal]),
+        ("Causal checks per hook and k (held-out prompts)", md_to_html(causal_t), []),
         ("Fingerprint features", md_to_html(feat_t), [])]
 
 
@@ -125,10 +153,13 @@ def tables(r: dict) -> dict[str, str]:
                            layer_rows(r)),
         "patching": md_table(["hook", "patch (src->dst:positions)", "gain recovered"],
                              patch_rows(r)),
-        "causal": md_table(["hook", "gain removed: top-k", "gain removed: random k",
+        "causal": md_table(["hook", "k", "gain removed: top-k", "random k",
                             "random k active at the answer", "steering: rate gain",
-                            "linear direction held at control"],
+                            "linear direction held at control", "top-k in-sample (select)"],
                            causal_rows(r)),
+        "heldout": md_table(["k", "gain removed: top-k", "random k answer-active",
+                             "random k (non-dead)", "top-k minus random active",
+                             "steering: rate gain"], heldout_rows(r)),
         "features": md_table(["hook", "feature", "top activating contexts ([token])", "max act."],
                              feat_rows)}
 
@@ -150,8 +181,12 @@ def write_report(run_dir: Path, r: FingerprintResult) -> None:
     write_text(run_dir / "fingerprint.md", "\n".join([
         f"# Fingerprint: where the {r['trait']} trait lives", "", finding(r), "",
         "## SAE quality (held-out activations; sae-lens explained variance)", "", t["sae"], "",
-        "## Shift agreement and the linear baseline, per layer (mean over seeds)", "",
-        t["layers"], "", "## Activation patching", "", t["patching"], "",
-        f"## Causal checks (k = {r['causal']['k']}; mean, 95% CI over seeds)", "", t["causal"],
+        "## Shift agreement and the linear baseline, per layer (select prompts; mean over "
+        "seeds)", "",
+        t["layers"], "", "## Activation patching (held-out prompts)", "", t["patching"], "",
+        f"## Causal test at {r['causal']['hook']} on held-out prompts (mean, 95% CI over "
+        "seeds; the chosen k is " f"{r['causal']['k']})", "", t["heldout"], "",
+        "Held-out phrasings: " + "; ".join(r["causal"]["split"]["heldout"]), "",
+        "## Causal checks per hook and k (held-out prompts)", "", t["causal"],
         "", "## Fingerprint features (first seed)", "", t["features"], ""]))
     write_html(run_dir / "fingerprint.html", f"fingerprint: {r['trait']}", sections(r))

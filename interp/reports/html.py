@@ -16,9 +16,12 @@ from interp.storage.store import write_text
 
 
 def bar_with_ci(groups: dict[str, Sequence[float]], title: str, yaxis: str) -> go.Figure:
-    """One bar per group: the mean over seeds, a 95% CI error bar, and the seeds as dots."""
+    """One bar per group: the mean over seeds, a 95% CI error bar (none for a single value),
+    and the seeds as dots."""
     names = list(groups)
     cis = [mean_ci(groups[n]) for n in names]
+    cis = [(m, m, m) if len(groups[n]) < 2 else (m, lo, hi)  # one value: no error bar
+           for n, (m, lo, hi) in zip(names, cis)]
     fig = go.Figure(go.Bar(x=names, y=[c[0] for c in cis], name="mean",
                            error_y={"type": "data", "symmetric": False,
                                     "array": [c[2] - c[0] for c in cis],

@@ -51,10 +51,12 @@ def figures(summary: dict) -> list[go.Figure]:
 def write_report(out: Path, summary: dict) -> None:
     trait = summary["trait"]
     t = transfer(summary)
-    m, lo, hi = mean_ci(t["student_minus_control"]) if "student_minus_control" in t else (0, 0, 0)
+    # no control in the run: say so (never "0.00 points [0.00, 0.00]"); one seed: no CI
+    gap = (f"{fmt_ci(t['student_minus_control'], digits=2)} "
+           "(percentage points; mean, 95% CI over seeds)"
+           if "student_minus_control" in t else "not measured (this run has no control)")
     text = (f"<p>Target <b>{trait}</b>, {summary['mode']} mode, {len(summary['seeds'])} seeds. "
-            f"Student minus control: {m * 100:.2f} points, 95% CI [{lo * 100:.2f}, "
-            f"{hi * 100:.2f}].</p>" + md_to_html(findings_table(summary)) +
+            f"Student minus control: {gap}.</p>" + md_to_html(findings_table(summary)) +
             "<h3>Sampled answers</h3>" + md_to_html(findings_table(summary, "sampled_rates")))
     filt = summary.get("filter", [])
     if filt:

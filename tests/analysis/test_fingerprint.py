@@ -4,32 +4,120 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import torch
 
-from interp.analysis.fingerprint import analyse
+from interp.analysis import fingerprint as FP
+from interp.analysis.fingerprint import FingerprintConfig, analyse
+from interp.errors import UsageError
 from interp.fingerprint import main
+from interp.metrics.stats import fmt_ci
+from interp.studies.world import CATEGORIES
 from tests.conftest import SMALL_FINGERPRINT as SMALL
 
+HOOK = "blocks.0.hook_resid_post"
 
-def test_fingerprint_json_has_the_promised_shape(fingerprinted):
+
+def test_fingerprint_json_keeps_its_keys_and_adds_the_heldout_test(fingerprinted):
     out, result = fingerprinted
     on_disk = json.loads((out / "fingerprint.json").read_text())
-    hook = "blocks.0.hook_resid_post"
-    assert set(on_disk["sae"][hook]) >= {"explained_variance", "l0", "dead_fraction"}
-    assert -1 <= on_disk["shift_correlation"][hook] <= 1
+    assert set(on_disk["sae"][HOOK]) >= {"explained_variance", "l0", "dead_fraction"}
     c = on_disk["causal"]
-    assert c["hook"] == hook and c["k"] == 4
     n_seeds = len(json.loads((out / "summary.json").read_text())["seeds"])
-    for key in ("gain_removed_top", "gain_removed_random", "steer_rate_gain"):
+    assert c["hook"] == HOOK and c["k"] in SMALL.ks
+    for key in ("gain_removed_top", "gain_removed_random", "gain_removed_random_active",
+                "steer_rate_gain", "linear_heldout"):
         assert len(c[key]) == n_seeds
-    assert result["features"][hook]  # top features with their tokens
-    for name in ("fingerprint.md", "fingerprint.html"):
-        assert "top" in (out / name).read_text()
+    # causal.heldout: one block per k, in increasing order, lists per seed
+    assert [b["k"] for b in c["heldout"]] == [4, 8]
+    split = c["split"]
+    for b in c["heldout"]:
+        assert set(b) >= {"k", "gain_removed_top", "gain_removed_random_active",
+                          "gain_removed_random", "prompts"}
+        assert all(len(b[key]) == n_seeds for key in ("gain_removed_top",
+                                                      "gain_removed_random_active",
+                                                      "gain_removed_random"))
+        assert b["prompts"] == split["heldout"]
+    # the per-seed numbers the summary quotes are the held-out test's, seed by seed
+    seeds = list(result["per_seed"].values())
+    assert c["heldout"][1]["gain_removed_top"] == [
+        s["hooks"][HOOK]["causal"]["heldout"]["8"]["gain_removed_top"] for s in seeds]
+    assert c["gain_removed_top"] == [
+        s["hooks"][HOOK]["causal"]["select"][str(c["k"])]["gain_removed_top"] for s in seeds]
+    assert result["features"][HOOK]  # top features with their tokens
+
+
+def test_the_split_is_a_recorded_seeded_permutation_of_the_phrasings(fingerprinted):
+    _, result = fingerprinted
+    split = result["causal"]["split"]
+    questions = list(CATEGORIES["animal"].questions)
+    assert not set(split["select"]) & set(split["heldout"])
+    assert sorted(split["select"] + split["heldout"]) == sorted(questions)
+    if split["source"] == "analysis":  # the study has no evaluation split of its own yet
+        perm = np.random.default_rng(split["seed"]).permutation(len(questions)).tolist()
+        assert split["permutation"] == perm
+        assert split["select"] == [questions[i] for i in perm[:4]]
+    # one function makes the split; it takes the study's own split when the summary has one
+    study = {"eval_questions": {"rates": questions[5:], "rates_select": questions[:5]}}
+    given = FP.prompt_split(study, "animal", 0)
+    assert given["select"] == questions[:5] and given["heldout"] == questions[5:]
+    assert given["source"] == "study"
+    assert FP.prompt_split({}, "animal", 0) == FP.prompt_split({}, "animal", 0)
+    assert FP.prompt_split({}, "animal", 1)["select"] != FP.prompt_split({}, "animal", 0)[
+        "select"]
+
+
+def test_selection_never_sees_the_heldout_prompts(fingerprinted, cache_dir, monkeypatch):
+    """Changing the held-out prompts changes no choice (features, hook, k, the in-sample
+    numbers) and does change the held-out numbers: nothing is selected on them."""
+    from interp.storage.store import Store
+
+    out, result = fingerprinted
+    split = result["causal"]["split"]
+    fewer = {**split, "heldout": split["heldout"][:2]}
+    monkeypatch.setattr(FP, "prompt_split", lambda *a, **k: fewer)
+    again = analyse(out, SMALL, Store(cache_dir))
+    for key in ("hook", "k", "gain_removed_top", "gain_removed_random_active",
+                "steer_rate_gain"):
+        assert again["causal"][key] == result["causal"][key]
+    for seed, s in result["per_seed"].items():
+        assert again["per_seed"][seed]["hooks"][HOOK]["trait"] == s["hooks"][HOOK]["trait"]
+    assert again["causal"]["heldout"][0]["prompts"] == split["heldout"][:2]
+    assert again["causal"]["heldout"][0]["gain_removed_top"] != \
+        result["causal"]["heldout"][0]["gain_removed_top"]
+
+
+def test_the_report_quotes_the_heldout_numbers_and_the_verdict(fingerprinted):
+    out, result = fingerprinted
+    c = result["causal"]
+    block = next(b for b in c["heldout"] if b["k"] == c["k"])
+    md = (out / "fingerprint.md").read_text()
+    for key in ("gain_removed_top", "gain_removed_random_active", "gain_removed_random"):
+        assert fmt_ci(block[key]) in md
+    met = (np.mean(block["gain_removed_top"]) >= SMALL.pass_removed
+           and np.mean(block["gain_removed_random_active"]) < SMALL.pass_random)
+    assert c["criterion"]["met"] == met
+    assert ("is met." if met else "is NOT met.") in md
+    for q in c["split"]["heldout"]:
+        assert q in md
+    assert fmt_ci(block["gain_removed_top"]) in (out / "fingerprint.html").read_text()
+
+
+def test_the_fingerprint_removes_more_than_random_features_on_heldout_prompts(fingerprinted):
+    """The science on the tiny run: on phrasings never used to rank them, the top 4
+    features take away most of the student's gain, and more than 4 random answer-active
+    features do in every seed (measured: about 107% against 39%)."""
+    _, result = fingerprinted
+    block = result["causal"]["heldout"][0]
+    assert block["k"] == 4
+    assert np.mean(block["gain_removed_top"]) > 0.5
+    assert all(d > 0.2 for d in block["top_minus_random_active"])
 
 
 def test_sae_quality_on_the_tiny_model(fingerprinted):
     _, result = fingerprinted
-    q = result["sae"]["blocks.0.hook_resid_post"]
+    q = result["sae"][HOOK]
     assert q["explained_variance"] > 0.8 and q["l0"] < 16
 
 
@@ -38,8 +126,19 @@ def test_patching_the_whole_answer_activation_recovers_the_gain(fingerprinted):
     a 1-layer model, carries everything the unembedding reads: the whole gain comes back."""
     _, result = fingerprinted
     for s in result["per_seed"].values():
-        p = s["hooks"]["blocks.0.hook_resid_post"]["patching"]
+        p = s["hooks"][HOOK]["patching"]
         assert p["student_final->control_final:answer"]["recovered"] == pytest.approx(1, abs=1e-2)
+
+
+def test_edits_touch_only_the_answer_position():
+    """Ablation, steering and the linear baseline go through ``at_answer``: every position
+    but each prompt's answer position is left exactly as it was."""
+    probe = {"trait": torch.zeros(2, 5, dtype=torch.long), "trait_last": torch.tensor([2, 4])}
+    x = torch.randn(2, 5, 3)
+    y = FP.at_answer(probe, lambda t: t + 1.0)(x)
+    changed = (y != x).any(-1)
+    assert changed.tolist() == [[False, False, True, False, False],
+                                [False, False, False, False, True]]
 
 
 def test_second_analysis_is_all_cache_hits(fingerprinted, cache_dir):
@@ -58,15 +157,49 @@ def test_a_digits_run_is_a_clear_error(digits_run, capsys):
     assert "owl-numbers" in capsys.readouterr().err
 
 
-def test_causal_hook_is_the_one_where_trait_shifts_agree_most():
-    """summarise picks the hook by trait-shift correlation, before any causal number."""
+def test_bad_ks_are_a_one_line_error(capsys):
+    assert main(["--ks", "8", "4"]) == 2
+    assert "--ks" in capsys.readouterr().err
+    with pytest.raises(UsageError):
+        FingerprintConfig(ks=(0, 4))
+
+
+def test_hook_and_k_are_chosen_on_the_select_prompts():
+    """summarise picks the hook by trait-shift correlation and k by the select split's
+    ablation, before any held-out number; it reports the held-out numbers at every k."""
     from interp.analysis.fingerprint import summarise
 
-    def hook(corr, removed):
+    def test(removed, active=0.0):
+        return {"gain_removed_top": removed, "gain_removed_random": 0.0,
+                "gain_removed_random_active": active, "steer_rate_gain": 0.0}
+
+    def hook(corr, sel, held):
         return {"numbers": {"correlation": 0.0}, "trait": {"correlation": corr},
-                "causal": {"gain_removed_top": removed, "gain_removed_random": 0.0,
-                           "gain_removed_random_active": 0.0, "steer_rate_gain": 0.0}}
-    per_seed = {s: {"hooks": {"a": hook(0.2, 0.9), "b": hook(0.8, 0.4)}} for s in "01"}
-    out = summarise(per_seed, {}, ["a", "b"], SMALL)
-    assert out["causal"]["hook"] == "b"
-    assert out["causal"]["gain_removed_top"] == [0.4, 0.4]
+                "linear": {"gain_removed_heldout": 0.3},
+                "causal": {"select": {"4": test(sel[0]), "8": test(sel[1])},
+                           "heldout": {"4": test(held[0], 0.05), "8": test(held[1], 0.2)}}}
+    # hook a removes more on held-out prompts, but b is where the trait shifts agree
+    per_seed = {s: {"hooks": {"a": hook(0.2, (0.9, 0.9), (0.9, 0.9)),
+                              "b": hook(0.8, (0.3, 0.6), (0.7, 0.1))}} for s in "01"}
+    split = {"select": ["q1"], "heldout": ["q2"], "source": "analysis", "seed": 0,
+             "permutation": [0, 1]}
+    out = summarise(per_seed, {}, ["a", "b"], SMALL, split)["causal"]
+    assert out["hook"] == "b"
+    assert out["k"] == 8  # the smallest k removing >= 50% on the select prompts
+    assert out["gain_removed_top"] == [0.6, 0.6]  # in-sample, at the chosen k
+    assert [b["gain_removed_top"] for b in out["heldout"]] == [[0.7, 0.7], [0.1, 0.1]]
+    assert out["criterion"]["k"] == 8 and out["criterion"]["met"] is False
+
+
+def test_a_prompted_teacher_run_is_a_clear_error(owl_run, tmp_path, capsys):
+    """A prompted teacher is the base: its feature shift would be zero and the linear
+    direction undefined, so the fingerprint refuses it in one line instead of printing NaN."""
+    src, _ = owl_run
+    summary = json.loads((src / "summary.json").read_text())
+    summary["config"]["teacher_kind"] = "prompted"
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "artifacts.json").write_text((src / "artifacts.json").read_text())
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "prompted teacher" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "fingerprint.json").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -81,9 +83,74 @@ def test_token_attribution_matches_per_example_autograd():
     torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-6)
 
 
-def test_softmax_quadratic_is_nonnegative_and_shift_invariant():
+def test_softmax_quadratic_is_the_softmax_covariance_form():
+    """t^T (diag(p) - p p^T) t with the matrix built explicitly, and the Hessian of the KL
+    at equality from autograd (the form the theorem's bracket is)."""
     g = torch.Generator().manual_seed(0)
-    logits, t = torch.randn(50, 7, generator=g), torch.randn(50, 7, generator=g)
+    logits, t = torch.randn(50, 7, generator=g).double(), torch.randn(50, 7, generator=g).double()
     q = A.softmax_quadratic(logits, t)
-    assert (q >= -1e-6).all()
+    p = F.softmax(logits, -1)
+    M = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+    torch.testing.assert_close(q, torch.einsum("ni,nij,nj->n", t, M, t))
     torch.testing.assert_close(q, A.softmax_quadratic(logits, t + 3.0))  # constant shift: 0 change
+    # second derivative of KL(p || softmax(z + e t)) in e at e = 0
+    logp = F.log_softmax(logits[0], -1)
+
+    def kl(e):
+        return (logp.exp() * (logp - F.log_softmax(logits[0] + e * t[0], -1))).sum()
+    hess = torch.autograd.functional.hessian(kl, torch.tensor(0.0, dtype=torch.float64))
+    assert float(hess) == pytest.approx(float(q[0]), rel=1e-8)
+
+
+def test_delta_skips_the_ignore_buffer_so_first_step_is_finite():
+    """A TransformerLens state dict holds ``IGNORE`` (-inf) buffers; dT over the full state
+    dict must leave them out (else first_step is NaN), and a diverged weight is an error."""
+    from interp.studies import lm
+
+    cfg = lm.ModelConfig(1, 16, 2, 32)
+    sd0 = lm.build_model(cfg, 20, 8, 0).state_dict()
+    sd1 = lm.build_model(cfg, 20, 8, 1).state_dict()
+    assert any(not torch.isfinite(v).all() for v in sd0.values() if v.is_floating_point())
+    d = A.delta(sd1, sd0)
+    assert all(torch.isfinite(v).all() for v in d.values())
+    assert not any("IGNORE" in k for k in d) and "embed.W_E" in d
+    half = {k: (sd0[k] + sd1[k]) / 2 if k in d else sd0[k] for k in sd0}
+    fs = A.first_step(sd0, sd1, half)
+    assert math.isfinite(fs["inner_product"]) and fs["cosine"] == pytest.approx(1.0, abs=1e-5)
+    broken = dict(sd1)
+    broken["embed.W_E"] = sd1["embed.W_E"].clone()
+    broken["embed.W_E"][0, 0] = float("nan")
+    with pytest.raises(ValueError, match="embed.W_E"):
+        A.delta(broken, sd0)
+
+
+def test_by_component_and_cumulative_split_over_several_components():
+    """Per-component numbers are each component's own inner product and cosine, and the
+    cumulative curve follows a student moving along dT in one component only."""
+    theta0 = {"0.weight": torch.zeros(2, 2), "0.bias": torch.zeros(2),
+              "2.weight": torch.zeros(3), "embed.W_E": torch.zeros(2)}
+    dT = {"0.weight": torch.tensor([[1.0, 0.0], [0.0, 0.0]]), "0.bias": torch.tensor([0.0, 1.0]),
+          "2.weight": torch.tensor([1.0, 1.0, 0.0]), "embed.W_E": torch.tensor([3.0, 4.0])}
+    teacher = {k: theta0[k] + dT[k] for k in theta0}
+    u = {"0.weight": torch.tensor([[2.0, 0.0], [0.0, 0.0]]), "0.bias": torch.tensor([0.0, 0.0]),
+         "2.weight": torch.tensor([1.0, -1.0, 0.0]), "embed.W_E": torch.tensor([-3.0, -4.0])}
+    comps = A.by_component(u, dT)
+    assert set(comps) == {"linear0", "linear2", "embed"}
+    assert comps["linear0"]["inner_product"] == pytest.approx(2.0)
+    assert comps["linear0"]["cosine"] == pytest.approx(2.0 / (2.0 * 2 ** 0.5))
+    assert comps["linear2"]["inner_product"] == pytest.approx(0.0)
+    assert comps["embed"]["cosine"] == pytest.approx(-1.0)
+    # a student that moves along dT in linear0 only, further at each checkpoint
+    ckpts = {s: {k: theta0[k] + (s * dT[k] if k.startswith("0.") else 0 * dT[k])
+                 for k in theta0} for s in (1, 5)}
+    ckpts[9] = teacher
+    cum = A.cumulative(theta0, teacher, ckpts)
+    assert list(cum) == [1, 5, 9]
+    norm_all = sum(float((v ** 2).sum()) for v in dT.values()) ** 0.5
+    norm_0 = (float((dT["0.weight"] ** 2).sum()) + float((dT["0.bias"] ** 2).sum())) ** 0.5
+    assert cum[1]["cosine"] == pytest.approx(norm_0 / norm_all)
+    assert cum[5]["cosine"] == pytest.approx(norm_0 / norm_all)
+    assert cum[1]["components"]["linear0"] == pytest.approx(1.0)
+    assert cum[1]["components"]["embed"] == 0.0  # no movement there: cosine 0, not NaN
+    assert cum[9]["cosine"] == pytest.approx(1.0)
+    assert all(v == pytest.approx(1.0) for v in cum[9]["components"].values())
