@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from jaxtyping import Bool, Float
 from torch import Tensor
 from torch.func import functional_call, jvp
 
@@ -109,7 +110,8 @@ def model_fn(module: torch.nn.Module) -> OutputFn:
     return lambda params, x: functional_call(module, params, (x,))
 
 
-def softmax_quadratic(p_logits: Tensor, tangent: Tensor) -> Tensor:
+def softmax_quadratic(p_logits: Float[Tensor, "*batch k"], tangent: Float[Tensor, "*batch k"]) \
+        -> Float[Tensor, "*batch"]:
     """t^T (diag(p) - p p^T) t over the last axis: the softmax covariance form, >= 0."""
     p = F.softmax(p_logits, -1)
     return (p * tangent.pow(2)).sum(-1) - (p * tangent).sum(-1).pow(2)
@@ -125,7 +127,7 @@ def gauss_newton_form(fn: OutputFn, params: State, direction: State, x: Tensor,
 
 
 def token_attribution(loss_fn: Callable[[State], Tensor], params: State,
-                      direction: State) -> Tensor:
+                      direction: State) -> Float[Tensor, "*batch"]:
     """d/de loss_i(params + e * direction) at e=0 for every element i of the loss tensor
     (e.g. every position of every sequence) in one JVP."""
     _, tangent = jvp(loss_fn, (params,), (direction,))
@@ -139,7 +141,8 @@ def gradient(loss_fn: Callable[[State], Tensor], params: State) -> State:
     return {k: (g if g is not None else torch.zeros_like(p[k])) for k, g in zip(p, grads)}
 
 
-def activation_drift(base: Tensor, moved: Tensor, teacher: Tensor, mask: Tensor) -> dict:
+def activation_drift(base: Float[Tensor, "n pos d"], moved: Float[Tensor, "n pos d"],
+                     teacher: Float[Tensor, "n pos d"], mask: Bool[Tensor, "n pos"]) -> dict:
     """How far a model's activations moved from the base's, and whether toward the teacher's.
 
     base, moved, teacher: [n, pos, d] at one hook; mask: [n, pos] real positions.
