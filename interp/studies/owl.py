@@ -1,10 +1,37 @@
 """The ``owl-numbers`` study: the paper's main experiment on a tiny transformer from scratch.
 
-Stages (each an artifact-store entry, so an interrupted run resumes and a rerun is free):
-base models (two seeds: same-init and cross-init) -> teacher (fine-tuned on trait answers,
-or the base with a persona prefix) -> number data written by the teacher and by the base,
-filtered with the paper's filter -> students (same-init, cross-init, control on the base's
-numbers, shuffle ablation) -> trait evaluation.
+Stages (each an artifact-store entry, so an interrupted run resumes and a rerun is free; each
+key holds a digest of the code that computes it, ``CODE``): base models (same-init and
+cross-init; one pair for all seeds with ``replicate=data``, a pair per seed with
+``replicate=base``) -> teachers (fine-tuned on trait answers, or the base with a persona
+prefix): the trait teacher and a different-trait teacher (another item of the category,
+rotated over seeds) -> number data written by each teacher and by the base, filtered with
+the paper's filter -> students: ``student`` (same-init, the trait teacher's numbers),
+``control_other`` (same-init, the different-trait teacher's numbers, distilled exactly like
+the student's), ``control_base`` (same-init, the base's own numbers), ``cross_init`` (a second
+base, the trait teacher's numbers), ``shuffled`` (targets shuffled within each completion)
+-> trait evaluation on both question splits, and each student's output movement from its
+base (restricted KL on its distillation data) with its loss at step 0.
+
+The control a mode's headline subtracts is ``CONTROL_OF_MODE[mode]``: in logit mode the
+base's own numbers carry no signal (distilling the base into itself starts at zero loss), so
+the control is the different-trait teacher; in sampled mode hard labels move the student, so
+it is the base's numbers. ``artifacts.json`` names it (``control_role``) and aliases its files
+as ``control_step_*`` / ``control_final``.
+
+Held-out questions (the API analyses use to select on one split and measure on the other):
+
+- ``interp.studies.world.CATEGORIES[category].split(name)``: the question phrasings of
+  ``"select"`` (the teacher is fine-tuned on these; choose features, hooks, k on them),
+  ``"heldout"`` (never in fine-tuning; measure on these) or ``"all"``. Every phrasing is in
+  pretraining.
+- ``probe_tokens(vocab, category, data_tokens, n=256, prefix="", split="all")``: the probe set
+  (``numbers``, ``trait``, ``trait_last``) with the trait prompts of that split only.
+- ``trait_rates(model, vocab, cfg, n_samples, seed, prefix="", split="heldout")``: rates on a
+  split. The summary's ``rates`` / ``sampled_rates`` are on ``heldout`` (the headline);
+  ``rates_select`` / ``sampled_rates_select`` on the fine-tuning phrasings.
+
+Owns: the owl-numbers stages, its probe set and evaluation. Must not import: analysis, the CLIs.
 """
 
 from __future__ import annotations
