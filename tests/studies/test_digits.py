@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 import os
 import signal
 import statistics as st
@@ -96,3 +97,19 @@ def test_interrupted_run_resumes_from_last_finished_stage(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "cache hit  digits-aux/teachers" in r.stderr
     assert "cache miss digits-aux/students" in r.stderr
+
+
+def test_editing_the_student_loop_rebuilds_the_students_not_the_teachers(
+        digits_run, cache_dir, tmp_path, monkeypatch):
+    from interp.storage import store as store_mod
+
+    _, first = digits_run
+    store = Store(cache_dir)
+    before = {e.name for e in store.entries()}
+    real, edit = store_mod.source_of, f"\n# edited {uuid.uuid4()}"  # new in every session
+    monkeypatch.setattr(store_mod, "source_of", lambda obj: real(obj) + (
+        edit if obj is digits.train_students else ""))
+    _, second = run_study("digits-aux", seeds=3, out=tmp_path, preset="small", store=store)
+    new = {e.name for e in store.entries()} - before
+    assert store.misses == 1 and [n.split("/")[1] for n in new] == ["students"]
+    assert second["student_acc"] == first["student_acc"]  # the "edit" changed nothing that runs
