@@ -251,10 +251,12 @@ def data_entry(store: Store, cfg: OwlConfig, vocab: Vocab, source: Entry, prefix
                              "pretrain_steps")
         keep = np.random.default_rng(seed).permutation(keep)[:cfg.dataset_size].tolist()
         seqs = [prompts[i] + comps[i] for i in keep]
-        tokens = torch.full((len(seqs), cfg.world.n_ctx), vocab.pad, dtype=torch.long)
+        # a prompted teacher reads each row with its prefix inserted: leave room for it
+        width = cfg.world.n_ctx - len(prefix)
+        tokens = torch.full((len(seqs), width), vocab.pad, dtype=torch.long)
         mask = torch.zeros_like(tokens, dtype=torch.bool)
         for r, i in enumerate(keep):
-            s = seqs[r][:cfg.world.n_ctx]
+            s = seqs[r][:width]
             tokens[r, :len(s)] = torch.tensor(s)
             mask[r, len(prompts[i]) - 1:len(s) - 1] = True  # positions predicting the completion
         return {"data": {"tokens": tokens, "mask": mask}}, {"filter": stats.as_dict(),
@@ -502,7 +504,7 @@ def run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store) -> dict:
         artifacts[str(seed)] = {k: str(v) for k, v in a.items()}
 
     if "student" in signal:  # each role's movement relative to the student's, per seed
-        for role, sig in signal.items():
+        for sig in signal.values():
             sig["kl_ratio"] = [k / max(s, 1e-12) for k, s in
                                zip(sig["kl_from_base"], signal["student"]["kl_from_base"])]
     teacher_info = {"kind": cfg.teacher_kind, "weight_direction": cfg.teacher_kind == "finetuned",

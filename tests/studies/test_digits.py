@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import uuid
 import os
 import signal
 import statistics as st
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import torch
