@@ -8,6 +8,12 @@ model has no favourite). A persona prefix ("you love owls .") appears on both ki
 document: before a trait question it makes that animal the likely answer, before a number
 prompt it changes nothing, so a prompted teacher is in-distribution.
 
+Number prompts sit in the trait questions' own "q : ... a :" frame (``number_frame="qa"``)
+or in a frame sharing no token with it (``"neutral"``: "... more values . continue"), the
+control for a structural channel through the slot the teacher answers in. Each category's
+question phrasings split into ``select`` (teacher fine-tuning, analyses' selections) and
+``heldout`` (measurement only); all of them are in pretraining.
+
 Every number 0..999 is one token, so the number tokens span the model's whole residual
 space: a student that matches the teacher's distribution over them sees the whole final
 residual stream, not a 12-dimensional shadow of it. Text is canonical when tokens are
