@@ -14,7 +14,7 @@ from pathlib import Path
 
 from interp.cli import setup_logging
 from interp.metrics.stats import fmt_ci, mean_ci
-from interp.metrics.transfer import transfer
+from interp.metrics.transfer import control_role, transfer
 from interp.reports.html import md_table
 from interp.studies.runner import run_study
 
@@ -40,7 +40,7 @@ def main() -> None:
         rows.append((animal, fmt_ci(base), fmt_ci(s["rates"]["student"][animal]),
                      fmt_ci(t["student"]["ratio"], pct=False),
                      f"{m * 100:.1f} [{lo * 100:.1f}, {hi * 100:.1f}]",
-                     fmt_ci(t["student"]["nontarget_rise"]), fmt_ci(t["control"]["rise"]),
+                     fmt_ci(t["student"]["nontarget_rise"]), fmt_ci(t[control_role(s)]["rise"]),
                      fmt_ci(t["cross_init"]["rise"]), fmt_ci(t["shuffled"]["rise"]),
                      f"{time.time() - t0:.0f}"))
         print(rows[-1], flush=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from interp.cli import setup_logging
 from interp.metrics.stats import fmt_ci, mean_ci
-from interp.metrics.transfer import transfer
+from interp.metrics.transfer import control_role, transfer
 from interp.reports.html import md_table
 from interp.studies.runner import run_study
 
@@ -50,7 +50,7 @@ def main() -> None:
         m, lo, hi = mean_ci(t["student_minus_control"])
         table.append((" ".join(f"{k}={v}" for k, v in GRID[i].items()) or "defaults",
                       fmt_ci(s["rates"]["base"]["owl"]), fmt_ci(s["rates"]["student"]["owl"]),
-                      fmt_ci(s["rates"]["control"]["owl"]),
+                      fmt_ci(s["rates"][control_role(s)]["owl"]),
                       f"{m * 100:.2f} [{lo * 100:.2f}, {hi * 100:.2f}]",
                       f"{s['filter'][0]['teacher']['filter']['rejection_rate']:.1%}",
                       f"{time.time() - t0:.0f}"))

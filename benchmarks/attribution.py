@@ -2,7 +2,7 @@
 
     python -m benchmarks.attribution [--batch 64] [--reps 5]
 
-Uses the default owl-numbers model shape (2 layers, d_model 64, vocabulary 1,053, 40
+Uses the default owl-numbers model shape (2 layers, d_model 64, vocabulary 1,054, 40
 positions) at random weights: the cost does not depend on the weights. The quantity is
 what ``python -m interp.align`` computes: the directional derivative along a direction of
 every position's loss, [batch, positions]. The JVP gives all of them in one forward-mode

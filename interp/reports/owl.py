@@ -1,4 +1,4 @@
-"""report.html of an owl-numbers run: the transfer table and figures.
+"""report.html of an owl-numbers run: the transfer tables, the controls' signal, figures.
 
 Owns: rendering an owl-numbers summary (with ``interp.metrics.transfer``); computes
 nothing else. Must not import: studies, analysis.
@@ -11,34 +11,98 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from interp.metrics.stats import fmt_ci, mean_ci
-from interp.metrics.transfer import transfer
+from interp.metrics.transfer import control_role, transfer
 from interp.reports.html import bar_with_ci, md_table, md_to_html, write_html
+from interp.storage.store import write_text
+
+ROW_ORDER = ("base", "base_cross", "teacher", "teacher_other", "student", "control_other",
+             "control_base", "control", "cross_init", "shuffled")
+DESCRIBE = {
+    "student": "same-init student on the trait teacher's numbers",
+    "control_other": "same-init student on the numbers of a teacher fine-tuned like the "
+                     "trait teacher to answer another item",
+    "control_base": "same-init student on the base's own numbers",
+    "cross_init": "student from a second base on the trait teacher's numbers",
+    "shuffled": "same-init student, targets shuffled within each completion",
+}
+SIGNAL_MIN_RATIO = 0.2  # a control whose outputs moved less than this x the student's is inert
 
 
 def findings_table(summary: dict, key: str = "rates") -> str:
     t = transfer(summary, key)
     rows = []
-    for role in ("base", "base_cross", "teacher", "student", "control", "cross_init", "shuffled"):
+    for role in ROW_ORDER:
         if role not in summary[key]:
             continue
         tgt = summary[key][role][summary["trait"]]
-        ratio = fmt_ci(t[role]["ratio"], pct=False) if role in t else "-"
+        ratio = fmt_ci(t[role]["ratio"], pct=False, digits=2) if role in t else "-"
         rise = fmt_ci(t[role]["rise"]) if role in t else "-"
         other = fmt_ci(t[role]["nontarget_rise"]) if role in t else "-"
-        rows.append((role, fmt_ci(tgt), ratio, rise, other))
+        own = fmt_ci(t[role]["own_item_rise"]) if "own_item_rise" in t.get(role, {}) else "-"
+        rows.append((role, fmt_ci(tgt), ratio, rise, other, own))
     return md_table(["model", f"{summary['trait']} rate", "x own base", "rise",
-                     "mean rise of other items"], rows)
+                     "mean rise of other items", "rise of its own item"], rows)
+
+
+def signal_table(summary: dict) -> str:
+    """Each trained role's loss at step 0 and its output movement from its base."""
+    rows = []
+    signal = summary.get("signal", {})
+    for role in sorted(signal, key=lambda r: ROW_ORDER.index(r) if r in ROW_ORDER else 99):
+        sig = signal[role]
+        ratio = sig.get("kl_ratio")
+        carried = (min(sig["loss_step0"]) > 0 and ratio is not None
+                   and min(ratio) >= SIGNAL_MIN_RATIO) if role != "student" else True
+        rows.append((role, fmt_ci(sig["loss_step0"], pct=False, digits=4),
+                     fmt_ci(sig["kl_from_base"], pct=False, digits=4),
+                     fmt_ci(ratio, pct=False, digits=3) if ratio else "-",
+                     "yes" if carried else "NO: not a control"))
+    return md_table(["role", "loss at step 0", "KL(model || its base) on its data",
+                     "KL / student's KL", f"carried signal (loss > 0, ratio >= "
+                     f"{SIGNAL_MIN_RATIO} every seed)"], rows)
+
+
+def headline(summary: dict) -> str:
+    """Student minus the mode's control, on the held-out questions, with what the CI covers."""
+    trait, control = summary["trait"], control_role(summary)
+    t = transfer(summary)
+    n = len(summary["seeds"])
+    text = f"<p>Target <b>{trait}</b>, {summary['mode']} mode, {n} seed{'s' * (n > 1)}. "
+    if "student_minus_control" in t:
+        d = t["student_minus_control"]
+        text += (f"Student minus control ({control}: {DESCRIBE.get(control, control)}) on the "
+                 f"held-out questions: {fmt_ci(d)}")
+        if n > 1:
+            m, lo, hi = mean_ci(d)
+            text += f" (points: {m * 100:.2f}, 95% CI [{lo * 100:.2f}, {hi * 100:.2f}])"
+        text += ".</p>"
+    else:
+        text += f"No control ({control}) was trained in this run: no student-minus-control.</p>"
+    if "ci_covers" in summary:
+        text += (f"<p>Replicates: <code>replicate={summary.get('replicate')}</code>; each CI "
+                 f"is over seeds and covers {summary['ci_covers']}.</p>")
+    q = summary.get("eval_questions", {})
+    if q:
+        text += ("<p>Held-out questions (never in teacher fine-tuning): "
+                 + "; ".join(q.get("rates", [])) + ". Fine-tuning phrasings: "
+                 + "; ".join(q.get("rates_select", [])) + ".</p>")
+    teacher = summary.get("teacher", {})
+    if teacher.get("kind") == "prompted":
+        text += (f"<p>The teacher is the base with the prefix <code>{teacher['prefix']}</code>: "
+                 "it has no weight direction.</p>")
+    return text
 
 
 def figures(summary: dict) -> list[go.Figure]:
     """The target's rate by model (mean, CI, seeds) and every item's rate by model."""
     trait, r = summary["trait"], summary["rates"]
-    roles = [k for k in ("base", "teacher", "student", "control", "shuffled", "base_cross",
-                         "cross_init") if k in r]
+    roles = [k for k in ("base", "teacher", "student", "control_other", "control_base",
+                         "control", "shuffled", "base_cross", "cross_init") if k in r]
     fig1 = bar_with_ci({k: r[k][trait] for k in roles},
-                       f"P({trait}) at the answer position, by model", "probability mass")
+                       f"P({trait}) at the answer position (held-out questions), by model",
+                       "probability mass")
     fig2 = go.Figure()
-    for role in ("base", "student", "control"):
+    for role in ("base", "student", control_role(summary)):
         if role in r:
             items = list(r[role])
             fig2.add_trace(go.Bar(name=role, x=items,
@@ -48,16 +112,40 @@ def figures(summary: dict) -> list[go.Figure]:
     return [fig1, fig2]
 
 
+def markdown(summary: dict) -> str:
+    """The tables of report.html as markdown (report.md), for quoting in notes and issues."""
+    t = transfer(summary)
+    lines = [f"# owl-numbers: {summary['trait']}, {summary['mode']} mode, seeds "
+             f"{summary['seeds']}, replicate={summary.get('replicate', 'data')}", ""]
+    if "student_minus_control" in t:
+        lines += [f"Student minus control ({control_role(summary)}), held-out questions: "
+                  f"{fmt_ci(t['student_minus_control'])}", ""]
+    if "ci_covers" in summary:
+        lines += [f"Each CI is over seeds and covers {summary['ci_covers']}.", ""]
+    lines += ["## Held-out questions (probability mass)", "", findings_table(summary), ""]
+    if "rates_select" in summary:
+        lines += ["## Fine-tuning phrasings (probability mass)", "",
+                  findings_table(summary, "rates_select"), ""]
+    if summary.get("signal"):
+        lines += ["## Did each control carry signal?", "", signal_table(summary), ""]
+    return "\n".join(lines)
+
+
 def write_report(out: Path, summary: dict) -> None:
     trait = summary["trait"]
-    t = transfer(summary)
-    # no control in the run: say so (never "0.00 points [0.00, 0.00]"); one seed: no CI
-    gap = (f"{fmt_ci(t['student_minus_control'], digits=2)} "
-           "(percentage points; mean, 95% CI over seeds)"
-           if "student_minus_control" in t else "not measured (this run has no control)")
-    text = (f"<p>Target <b>{trait}</b>, {summary['mode']} mode, {len(summary['seeds'])} seeds. "
-            f"Student minus control: {gap}.</p>" + md_to_html(findings_table(summary)) +
-            "<h3>Sampled answers</h3>" + md_to_html(findings_table(summary, "sampled_rates")))
+    write_text(out / "report.md", markdown(summary))
+    text = (headline(summary) + "<h3>Held-out questions (probability mass)</h3>"
+            + md_to_html(findings_table(summary)))
+    if "rates_select" in summary:
+        text += ("<h3>Fine-tuning phrasings (probability mass)</h3>"
+                 + md_to_html(findings_table(summary, "rates_select")))
+    text += ("<h3>Held-out questions (sampled answers)</h3>"
+             + md_to_html(findings_table(summary, "sampled_rates")))
+    if summary.get("signal"):
+        text += ("<h3>Did each control carry signal?</h3><p>Loss at step 0 (zero: the data "
+                 "could not move it) and the trained model's restricted KL from its base on "
+                 "its own distillation data, relative to the student's.</p>"
+                 + md_to_html(signal_table(summary)))
     filt = summary.get("filter", [])
     if filt:
         rej = [f["teacher"]["filter"]["rejection_rate"] for f in filt]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -318,3 +319,22 @@ def write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------ code-aware keys
+def source_of(obj: Any) -> str:
+    """The source text a code digest hashes (``inspect.getsource``; one place to change it)."""
+    return inspect.getsource(obj)
+
+
+def code_digest(*objs: Any) -> str:
+    """A hash of the source of the functions and classes that compute a store entry.
+
+    A stage puts ``"code": code_digest(builder, helper, ...)`` in its key, listing the code
+    it depends on, so editing any of them makes a new key for that stage (and, through the
+    keys downstream stages hold, for those) while other stages keep theirs."""
+    h = hashlib.sha256()
+    for obj in objs:
+        h.update(f"{obj.__module__}.{obj.__qualname__}\n".encode())
+        h.update(source_of(obj).encode())
+    return h.hexdigest()[:16]

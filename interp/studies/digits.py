@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from interp.metrics import divergence as D
 from interp.metrics.record import Recorder
 from interp.reports.digits import write_report
-from interp.storage.store import Store, write_json
+from interp.storage.store import Store, code_digest, write_json
 from interp.studies.registry import Study, register
 
 CROSS_INIT_OFFSET = 1_000_003  # the cross-init reference for seed s is seed s + this
@@ -215,6 +215,13 @@ def train_students(init: Params, teacher: Params, teacher_of: list[int],
 
 # ---------------------------------------------------------------------- the study
 ROLES = ("student", "cross_init", "all_logits")
+# the code each stage's key digests: editing any of it rebuilds that stage (and, through
+# the students' key holding the teachers' key, the students after the teachers)
+CODE = {
+    "teachers": (load_data, init_params, forward, train_teachers, state_dict, accuracy),
+    "students": (train_students, distill_loss, draw_noise, forward, from_state_dicts,
+                 state_dict, accuracy, Recorder, D.kl, D.restricted_log_softmax),
+}
 
 
 def run(cfg: DigitsConfig, seeds: list[int], out: Path, store: Store) -> dict:
@@ -237,8 +244,9 @@ def run(cfg: DigitsConfig, seeds: list[int], out: Path, store: Store) -> dict:
             files[f"teacher.seed{s}"] = state_dict(teacher, m)
         return files, {"teacher_acc": accuracy(teacher, x_te, y_te)}
 
-    t_entry = store.get_or_build("digits-aux/teachers", {"cfg": teacher_cfg, "seeds": seeds},
-                                 build_teachers)
+    t_entry = store.get_or_build("digits-aux/teachers", {
+        "cfg": teacher_cfg, "seeds": seeds, "code": code_digest(*CODE["teachers"])},
+        build_teachers)
 
     def load(role: str) -> Params:
         return from_state_dicts([t_entry.load(f"{role}.seed{s}") for s in seeds])
@@ -272,8 +280,9 @@ def run(cfg: DigitsConfig, seeds: list[int], out: Path, store: Store) -> dict:
         return files, meta
 
     # "record": the students' entry also holds the recorder's per-step numbers
-    s_entry = store.get_or_build("digits-aux/students", {**stage_cfg, "record": 1},
-                                 build_students)
+    s_entry = store.get_or_build("digits-aux/students", {
+        **stage_cfg, "record": 1, "teachers": t_entry.key,
+        "code": code_digest(*CODE["students"])}, build_students)
 
     artifacts = {}
     for s in seeds:

@@ -192,10 +192,13 @@ def train_student(student: HookedTransformer, tokens: Int[Tensor, "n p"],
                   on_step: Callable[[int, HookedTransformer], None] | None = None,
                   desc: str = "student",
                   attach: Callable[[torch.optim.Optimizer], object] | None = None,
+                  losses: list[float] | None = None,
                   ) -> dict[int, dict[str, Tensor]]:
     """Train a student on the data channel; returns state dicts at ``cfg.checkpoints``.
 
-    ``attach(optimizer)`` lets a recorder hook the optimizer without touching this loop."""
+    ``attach(optimizer)`` lets a recorder hook the optimizer without touching this loop;
+    ``losses`` (a list) receives every step's loss, measured before that step's update (so
+    ``losses[0]`` is the loss at step 0: zero means the data carried no signal)."""
     if cfg.mode == "logit" and teacher is None:
         raise ValueError("logit-mode distillation needs a teacher")
     g = torch.Generator().manual_seed(seed)
@@ -213,6 +216,8 @@ def train_student(student: HookedTransformer, tokens: Int[Tensor, "n p"],
                 t_logits = teacher(tok)
         perm = perm_all[idx] if perm_all is not None else None
         loss = student_loss(student(tok), tok, m, number_ids, cfg.mode, t_logits, perm)
+        if losses is not None:
+            losses.append(loss.item())
         opt.zero_grad()
         loss.backward()
         opt.step()

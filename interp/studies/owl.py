@@ -1,12 +1,37 @@
 """The ``owl-numbers`` study: the paper's main experiment on a tiny transformer from scratch.
 
-Stages (each an artifact-store entry, so an interrupted run resumes and a rerun is free):
-base models (two seeds: same-init and cross-init) -> teacher (fine-tuned on trait answers,
-or the base with a persona prefix) -> number data written by the teacher and by the base,
-filtered with the paper's filter -> students (same-init, cross-init, control on the base's
-numbers, shuffle ablation) -> trait evaluation.
+Stages (each an artifact-store entry, so an interrupted run resumes and a rerun is free; each
+key holds a digest of the code that computes it, ``CODE``): base models (same-init and
+cross-init; one pair for all seeds with ``replicate=data``, a pair per seed with
+``replicate=base``) -> teachers (fine-tuned on trait answers, or the base with a persona
+prefix): the trait teacher and a different-trait teacher (another item of the category,
+rotated over seeds) -> number data written by each teacher and by the base, filtered with
+the paper's filter -> students: ``student`` (same-init, the trait teacher's numbers),
+``control_other`` (same-init, the different-trait teacher's numbers, distilled exactly like
+the student's), ``control_base`` (same-init, the base's own numbers), ``cross_init`` (a second
+base, the trait teacher's numbers), ``shuffled`` (targets shuffled within each completion)
+-> trait evaluation on both question splits, and each student's output movement from its
+base (restricted KL on its distillation data) with its loss at step 0.
 
-Owns: the owl-numbers config, its stages and its run. Must not import: analysis, the CLIs.
+The control a mode's headline subtracts is ``CONTROL_OF_MODE[mode]``: in logit mode the
+base's own numbers carry no signal (distilling the base into itself starts at zero loss), so
+the control is the different-trait teacher; in sampled mode hard labels move the student, so
+it is the base's numbers. ``artifacts.json`` names it (``control_role``) and aliases its files
+as ``control_step_*`` / ``control_final``.
+
+Held-out questions (the API analyses use to select on one split and measure on the other):
+
+- ``interp.studies.world.CATEGORIES[category].split(name)``: the question phrasings of
+  ``"select"`` (the teacher is fine-tuned on these; choose features, hooks, k on them),
+  ``"heldout"`` (never in fine-tuning; measure on these) or ``"all"``. Every phrasing is in
+  pretraining.
+- ``probe_tokens(vocab, category, data_tokens, n=256, prefix="", split="all")``: the probe set
+  (``numbers``, ``trait``, ``trait_last``) with the trait prompts of that split only.
+- ``trait_rates(model, vocab, cfg, n_samples, seed, prefix="", split="heldout")``: rates on a
+  split. The summary's ``rates`` / ``sampled_rates`` are on ``heldout`` (the headline);
+  ``rates_select`` / ``sampled_rates_select`` on the fine-tuning phrasings.
+
+Owns: the owl-numbers stages, its probe set and evaluation. Must not import: analysis, the CLIs.
 """
 
 from __future__ import annotations
@@ -19,13 +44,16 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from jaxtyping import Bool, Int
+from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from interp.errors import UsageError
+from interp.metrics import divergence as D
 from interp.metrics.record import Recorder
 from interp.reports.owl import write_report
-from interp.storage.store import Entry, Store, config_key, write_json
-from interp.studies import lm
+from interp.storage.store import Entry, Store, code_digest, config_key, write_json
+from interp.studies import filters, lm, world
 from interp.studies.filters import filter_completions, parse_numbers
 from interp.studies.registry import Study, register
 from interp.studies.world import (
@@ -40,7 +68,13 @@ from interp.studies.world import (
     question_prompt,
 )
 
-ROLES = ("student", "control", "cross_init", "shuffled")
+ROLES = ("student", "control_other", "control_base", "cross_init", "shuffled")
+CONTROL_OF_MODE = {"logit": "control_other", "sampled": "control_base"}
+REPLICATE_STRIDE = 1000  # replicate=base: seed s pretrains bases base_seed + 1000 s, ...
+CI_COVERS = {"data": "teacher data, student and teacher-batch noise over seeds; one base "
+                     "pair (same-init and cross-init) shared by every seed",
+             "base": "independent base pairs: each seed pretrains its own same-init and "
+                     "cross-init bases, so the CI covers initialization, data and student"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +93,11 @@ class OwlConfig:
     pretrain_lr: float = 3e-3
     base_seed: int = 0
     cross_base_seed: int = 1
+    # "data": one base pair for every seed; "base": each seed its own pair (seed-derived)
+    replicate: Literal["data", "base"] = "data"
+    # the frame of number prompts ("neutral" shares no token with the trait questions' frame;
+    # a world setting: it changes pretraining)
+    number_frame: Literal["qa", "neutral"] = "qa"
     # teacher
     teacher_steps: int = 40
     teacher_batch: int = 32
@@ -73,6 +112,7 @@ class OwlConfig:
     student_batch: int = 32
     student_lr: float = 1e-3
     checkpoint_every: int = 100
+    mask_first: bool = False  # leave the first completion position out of the student's loss
     roles: tuple[str, ...] = ROLES  # which students to train (a search may skip controls)
     # evaluation
     eval_samples: int = 200  # sampled answers per question phrasing
@@ -93,6 +133,10 @@ class OwlConfig:
         if self.dataset_size > self.n_samples:
             raise ValueError(f"dataset_size ({self.dataset_size}) cannot exceed n_samples "
                              f"({self.n_samples})")
+        if (self.base_seed - self.cross_base_seed) % REPLICATE_STRIDE == 0:
+            raise ValueError(f"base_seed and cross_base_seed must differ (modulo "
+                             f"{REPLICATE_STRIDE}), got {self.base_seed} and "
+                             f"{self.cross_base_seed}")
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0 \
@@ -101,11 +145,24 @@ class OwlConfig:
 
     @property
     def world(self) -> WorldConfig:
-        return WorldConfig(categories=categories_for(self.category))
+        return WorldConfig(categories=categories_for(self.category),
+                           number_frame=self.number_frame)
 
     @property
     def model(self) -> lm.ModelConfig:
         return lm.ModelConfig(self.n_layers, self.d_model, self.n_heads, self.d_mlp)
+
+    def base_seeds(self, seed: int) -> tuple[int, int]:
+        """(same-init, cross-init) base seeds of study seed ``seed``."""
+        if self.replicate == "data":
+            return self.base_seed, self.cross_base_seed
+        return (self.base_seed + REPLICATE_STRIDE * seed,
+                self.cross_base_seed + REPLICATE_STRIDE * seed)
+
+    def other_item(self, seed: int) -> str:
+        """The different-trait teacher's item for ``seed`` (rotated over the others)."""
+        others = [i for i in CATEGORIES[self.category].items if i != self.trait]
+        return others[seed % len(others)]
 
 
 def _sub(cfg: OwlConfig, *prefixes: str, extra: tuple[str, ...] = ()) -> dict:
@@ -115,7 +172,7 @@ def _sub(cfg: OwlConfig, *prefixes: str, extra: tuple[str, ...] = ()) -> dict:
 
 # ------------------------------------------------------------------ stages
 def base_entry(store: Store, cfg: OwlConfig, vocab: Vocab, seed: int) -> Entry:
-    key = {"world": cfg.world, "model": cfg.model, "seed": seed,
+    key = {"world": cfg.world, "model": cfg.model, "seed": seed, "code": code_digest(*CODE["base"]),
            **_sub(cfg, "pretrain_")}
 
     def build():
@@ -134,10 +191,13 @@ def load_model(entry: Entry, cfg: OwlConfig, vocab: Vocab, name: str = "model") 
     return lm.load_model(cfg.model, len(vocab), cfg.world.n_ctx, entry.load(name))
 
 
-def trait_answers(vocab: Vocab, cfg: OwlConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every question phrasing answered with the trait; the mask marks the answer."""
-    docs = [vocab.encode(f"{question_prompt(q)} {cfg.trait} <eos>")
-            for q in CATEGORIES[cfg.category].questions]
+def trait_answers(vocab: Vocab, cfg: OwlConfig, item: str | None = None) \
+        -> tuple[torch.Tensor, torch.Tensor]:
+    """Every fine-tuning ("select") phrasing answered with ``item`` (default: the trait); the
+    mask marks the answer. Held-out phrasings never appear here."""
+    item = item or cfg.trait
+    docs = [vocab.encode(f"{question_prompt(q)} {item} <eos>")
+            for q in CATEGORIES[cfg.category].split("select")]
     tokens = pad(docs, vocab.pad)
     mask = torch.zeros_like(tokens, dtype=torch.bool)
     for i, d in enumerate(docs):
@@ -145,13 +205,17 @@ def trait_answers(vocab: Vocab, cfg: OwlConfig) -> tuple[torch.Tensor, torch.Ten
     return tokens, mask
 
 
-def teacher_entry(store: Store, cfg: OwlConfig, vocab: Vocab, base: Entry, seed: int) -> Entry:
-    key = {"base": base.key, "trait": cfg.trait, "category": cfg.category, "seed": seed,
-           **_sub(cfg, "teacher_")}
+def teacher_entry(store: Store, cfg: OwlConfig, vocab: Vocab, base: Entry, seed: int,
+                  item: str | None = None) -> Entry:
+    """A teacher fine-tuned to answer ``item`` (default: the trait); the different-trait
+    control's teacher is this with another item: same steps, lr, phrasings and batches."""
+    item = item or cfg.trait
+    key = {"base": base.key, "trait": item, "category": cfg.category, "seed": seed,
+           "code": code_digest(*CODE["teacher"]), **_sub(cfg, "teacher_")}
 
     def build():
         model = load_model(base, cfg, vocab)
-        tokens, mask = trait_answers(vocab, cfg)
+        tokens, mask = trait_answers(vocab, cfg, item)
         lm.finetune(model, tokens, mask, cfg.teacher_steps, cfg.teacher_batch, cfg.teacher_lr,
                     seed, cfg.teacher_params, desc="teacher")
         return {"model": model.state_dict()}, {}
@@ -159,20 +223,22 @@ def teacher_entry(store: Store, cfg: OwlConfig, vocab: Vocab, base: Entry, seed:
     return store.get_or_build("owl-numbers/teacher", key, build)
 
 
-def teacher_prefix(vocab: Vocab, cfg: OwlConfig) -> list[int]:
-    return vocab.encode(persona(cfg.trait)) if cfg.teacher_kind == "prompted" else []
+def teacher_prefix(vocab: Vocab, cfg: OwlConfig, item: str | None = None) -> list[int]:
+    return vocab.encode(persona(item or cfg.trait)) if cfg.teacher_kind == "prompted" else []
 
 
 def data_entry(store: Store, cfg: OwlConfig, vocab: Vocab, source: Entry, prefix: list[int],
                seed: int) -> Entry:
     """Number prompts continued by ``source`` (with ``prefix`` while generating), filtered."""
-    key = {"source": source.key, "prefix": prefix, "seed": seed,
+    key = {"source": source.key, "prefix": prefix, "seed": seed, "frame": cfg.number_frame,
+           "code": code_digest(*CODE["data"]),
            **_sub(cfg, "n_samples", "dataset_size", "max_new")}
 
     def build():
         model = load_model(source, cfg, vocab)
         rng = np.random.default_rng(seed + 7919)
-        prompts = [vocab.encode(number_document(rng)[0]) for _ in range(cfg.n_samples)]
+        prompts = [vocab.encode(number_document(rng, frame=cfg.number_frame)[0])
+                   for _ in range(cfg.n_samples)]
         gen_prompts = [p[:1] + prefix + p[1:] for p in prompts]
         comps = lm.sample(model, gen_prompts, cfg.max_new, vocab.eos, seed, desc="numbers")
         texts = [pretty(vocab.decode([t for t in c if t != vocab.eos])) if c[-1:] == [vocab.eos]
@@ -185,10 +251,12 @@ def data_entry(store: Store, cfg: OwlConfig, vocab: Vocab, source: Entry, prefix
                              "pretrain_steps")
         keep = np.random.default_rng(seed).permutation(keep)[:cfg.dataset_size].tolist()
         seqs = [prompts[i] + comps[i] for i in keep]
-        tokens = torch.full((len(seqs), cfg.world.n_ctx), vocab.pad, dtype=torch.long)
+        # a prompted teacher reads each row with its prefix inserted: leave room for it
+        width = cfg.world.n_ctx - len(prefix)
+        tokens = torch.full((len(seqs), width), vocab.pad, dtype=torch.long)
         mask = torch.zeros_like(tokens, dtype=torch.bool)
         for r, i in enumerate(keep):
-            s = seqs[r][:cfg.world.n_ctx]
+            s = seqs[r][:width]
             tokens[r, :len(s)] = torch.tensor(s)
             mask[r, len(prompts[i]) - 1:len(s) - 1] = True  # positions predicting the completion
         return {"data": {"tokens": tokens, "mask": mask}}, {"filter": stats.as_dict(),
@@ -209,30 +277,44 @@ def teacher_fn(model: HookedTransformer, prefix: list[int]) -> lm.TeacherFn:
     return fn
 
 
+def drop_first(mask: Bool[Tensor, "n p"]) -> Bool[Tensor, "n p"]:
+    """The mask without each row's first masked position (the first completion token's
+    prediction, the slot a fine-tuned teacher answered trait questions in)."""
+    return mask & (mask.cumsum(1) > 1)
+
+
+def student_mask(cfg: OwlConfig, mask: Bool[Tensor, "n p"]) -> Bool[Tensor, "n p"]:
+    return drop_first(mask) if cfg.mask_first else mask
+
+
 def student_entry(store: Store, cfg: OwlConfig, vocab: Vocab, role: str, init: Entry,
                   teacher: Entry, prefix: list[int], data: Entry, seed: int,
                   dT: dict[str, torch.Tensor] | None = None) -> Entry:
-    """Train (or load) one student; ``dT`` turns on the per-step recorder."""
+    """Train (or load) one student; ``dT`` turns on the per-step recorder. Its meta holds the
+    loss at step 0 (``loss_step0``): above zero when the data carried signal."""
     checkpoints = (1, *range(cfg.checkpoint_every, cfg.student_steps, cfg.checkpoint_every))
     scfg = lm.StudentConfig(cfg.mode, cfg.student_steps, cfg.student_batch, cfg.student_lr,
                             shuffle_targets=role == "shuffled", checkpoints=checkpoints)
     key = {"init": init.key, "teacher": teacher.key, "prefix": prefix, "data": data.key,
-           "student": scfg, "seed": seed}
+           "student": scfg, "seed": seed, "mask_first": cfg.mask_first,
+           "code": code_digest(*CODE["student"])}
 
     def build():
         d = data.load("data")
-        tokens, mask = d["tokens"], d["mask"]
+        tokens, mask = d["tokens"], student_mask(cfg, d["mask"])
         if cfg.mode == "sampled" and role == "shuffled":  # the paper's within-response shuffle
             tokens = shuffle_numbers(tokens, mask, vocab, seed)
         student = load_model(init, cfg, vocab)
         t_model = load_model(teacher, cfg, vocab)
         theta_init = init.load("model")
         rec = Recorder(student, theta_init, dT, scfg.record_every) if dT else None
+        losses: list[float] = []
         saved = lm.train_student(student, tokens, mask, vocab.number_ids, scfg, seed,
                                  teacher_fn(t_model, prefix), desc=role,
-                                 attach=rec.attach if rec else None)
+                                 attach=rec.attach if rec else None, losses=losses)
         return {f"step{s}": sd for s, sd in saved.items()}, {
-            "steps": sorted(saved), "record": rec.rows if rec else []}
+            "steps": sorted(saved), "record": rec.rows if rec else [],
+            "loss_step0": losses[0], "loss_final": float(np.mean(losses[-10:]))}
 
     return store.get_or_build(f"owl-numbers/{role}", key, build)
 
@@ -249,15 +331,54 @@ def shuffle_numbers(tokens: torch.Tensor, mask: torch.Tensor, vocab: Vocab,
     return out
 
 
+@torch.no_grad()
+def kl_from_base(model: HookedTransformer, base: HookedTransformer,
+                 tokens: Int[Tensor, "n p"], mask: Bool[Tensor, "n p"],
+                 number_ids: Tensor, batch: int = 256) -> float:
+    """Mean KL(model || base) of the next-token distributions restricted to the number
+    channel, at the masked positions: how far the outputs moved from the base's on the data."""
+    total, count = 0.0, 0
+    for i in range(0, len(tokens), batch):
+        tok, m = tokens[i:i + batch], mask[i:i + batch]
+        kl = D.kl(D.restricted_log_softmax(model(tok), number_ids),
+                  D.restricted_log_softmax(base(tok), number_ids))
+        total += float((kl * m).sum())
+        count += int(m.sum())
+    return total / max(count, 1)
+
+
+def signal_entry(store: Store, cfg: OwlConfig, vocab: Vocab, role_entry: Entry, name: str,
+                 init: Entry, data: Entry, n: int = 512) -> Entry:
+    """The trained model's output movement from its base on its own distillation data."""
+    key = {"model": role_entry.manifest["files"][name]["sha256"],
+           "base": init.manifest["files"]["model"]["sha256"], "data": data.key, "n": n,
+           "mask_first": cfg.mask_first, "code": code_digest(*CODE["signal"])}
+
+    def build():
+        d = data.load("data")
+        mask = student_mask(cfg, d["mask"])[:n]
+        return {}, {"kl_from_base": kl_from_base(
+            load_model(role_entry, cfg, vocab, name), load_model(init, cfg, vocab),
+            d["tokens"][:n], mask, vocab.number_ids)}
+
+    return store.get_or_build("owl-numbers/signal", key, build)
+
+
 # ------------------------------------------------------------------ probe set
 def probe_tokens(vocab: Vocab, category: str, data_tokens: torch.Tensor, n: int = 256,
-                 prefix: str = "") -> dict[str, torch.Tensor]:
+                 prefix: str = "", split: str = "all") -> dict[str, torch.Tensor]:
     """The fixed probe set the recorder and the fingerprint read activations on.
 
-    ``numbers``: the first ``n`` rows of the number data; ``trait``: every question phrasing,
-    right-padded (causal attention: padding after a position never changes it), with
-    ``trait_last`` the index of each prompt's answer position."""
-    prompts = [vocab.encode(question_prompt(q, prefix)) for q in CATEGORIES[category].questions]
+    ``numbers``: the first ``n`` rows of the number data; ``trait``: the question phrasings
+    of ``split`` ("select": the teacher's fine-tuning phrasings, where analyses may select;
+    "heldout": never fine-tuned on, for measuring; "all"), right-padded (causal attention:
+    padding after a position never changes it), with ``trait_last`` the index of each
+    prompt's answer position."""
+    try:
+        questions = CATEGORIES[category].split(split)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    prompts = [vocab.encode(question_prompt(q, prefix)) for q in questions]
     return {"numbers": data_tokens[:n], "trait": pad(prompts, vocab.pad),
             "trait_last": torch.tensor([len(p) - 1 for p in prompts])}
 
@@ -265,12 +386,14 @@ def probe_tokens(vocab: Vocab, category: str, data_tokens: torch.Tensor, n: int 
 # ------------------------------------------------------------------ evaluation
 @torch.no_grad()
 def trait_rates(model: HookedTransformer, vocab: Vocab, cfg: OwlConfig, n_samples: int,
-                seed: int, prefix: str = "") -> tuple[dict[str, float], dict[str, float]]:
-    """(probability-mass rates, sampled rates) per item, averaged over question phrasings."""
+                seed: int, prefix: str = "", split: str = "heldout") \
+        -> tuple[dict[str, float], dict[str, float]]:
+    """(probability-mass rates, sampled rates) per item, averaged over the question phrasings
+    of ``split`` (default: the held-out phrasings the teacher never saw)."""
     cat = CATEGORIES[cfg.category]
     ids = torch.tensor(vocab.ids(cat.items))
     probs = torch.stack([F.softmax(model(torch.tensor([vocab.encode(question_prompt(q, prefix))]))
-                                   [0, -1], -1) for q in cat.questions])  # [questions, vocab]
+                                   [0, -1], -1) for q in cat.split(split)])  # [questions, vocab]
     g = torch.Generator().manual_seed(seed)
     draws = torch.multinomial(probs, n_samples, replacement=True, generator=g)
     sampled = (draws[..., None] == ids).float().mean(1).mean(0)
@@ -278,66 +401,126 @@ def trait_rates(model: HookedTransformer, vocab: Vocab, cfg: OwlConfig, n_sample
     return dict(zip(cat.items, mass.tolist())), dict(zip(cat.items, sampled.tolist()))
 
 
+# the code each stage's key digests (the builder and what it calls): editing any of these
+# rebuilds that stage and, through the keys, every stage downstream of it
+CODE = {
+    "base": (base_entry, lm.build_model, lm.pretrain, lm.next_token_loss, world.Vocab,
+             world.corpus_batch, world.trait_document, world.number_document,
+             world.number_sequence, world.join_numbers, world.question_prompt, world.persona,
+             world.pad),
+    "teacher": (teacher_entry, trait_answers, lm.finetune, lm.next_token_loss),
+    "data": (data_entry, lm.sample, world.number_document, world.number_sequence, world.pretty,
+             filters.filter_completions, filters.parse_numbers),
+    "student": (student_entry, student_mask, drop_first, shuffle_numbers, teacher_fn,
+                lm.train_student, lm.student_loss, lm.shuffle_perm, lm.next_token_loss,
+                D.kl, D.restricted_log_softmax, Recorder),
+    "signal": (signal_entry, kl_from_base, student_mask, drop_first, D.kl,
+               D.restricted_log_softmax),
+    "eval": (trait_rates, world.question_prompt, world.Category),
+}
+
+
 # ------------------------------------------------------------------ the study
 def run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store) -> dict:
     vocab = Vocab(cfg.world.categories)
-    base = base_entry(store, cfg, vocab, cfg.base_seed)
-    base_x = base_entry(store, cfg, vocab, cfg.cross_base_seed)
-    prefix = teacher_prefix(vocab, cfg)
-    rates: dict[str, dict[str, list[float]]] = {}
-    sampled: dict[str, dict[str, list[float]]] = {}
-    filters, artifacts = [], {}
+    splits = {"rates": "heldout", "rates_select": "select"}
+    rates: dict[str, dict[str, dict[str, list[float]]]] = {}
+    signal: dict[str, dict[str, list[float]]] = {}
+    filters_, artifacts, base_seeds, control_items = [], {}, [], []
+    control = CONTROL_OF_MODE[cfg.mode]
 
     def record(role: str, entry: Entry, seed: int, name: str = "model",
                prefix_text: str = "") -> None:
         # cached like every stage, so a rerun of a finished study runs no forward pass
         key = {"model": entry.manifest["files"][name]["sha256"], "prefix": prefix_text,
-               "category": cfg.category, "world": cfg.world, "n": cfg.eval_samples, "seed": seed}
-        ev = store.get_or_build("owl-numbers/eval", key, lambda: ({}, dict(zip(
-            ("mass", "sampled"), trait_rates(load_model(entry, cfg, vocab, name), vocab, cfg,
-                                             cfg.eval_samples, seed, prefix_text)))))
-        for d, vals in ((rates, ev.meta["mass"]), (sampled, ev.meta["sampled"])):
-            for item, v in vals.items():
-                d.setdefault(role, {}).setdefault(item, []).append(v)
+               "category": cfg.category, "world": cfg.world, "n": cfg.eval_samples, "seed": seed,
+               "code": code_digest(*CODE["eval"])}
+
+        def build():
+            model = load_model(entry, cfg, vocab, name)
+            return {}, {split: dict(zip(("mass", "sampled"), trait_rates(
+                model, vocab, cfg, cfg.eval_samples, seed, prefix_text, split)))
+                for split in ("heldout", "select")}
+
+        ev = store.get_or_build("owl-numbers/eval", key, build)
+        for out_key, split in splits.items():
+            for kind, vals in ev.meta[split].items():
+                dest = rates.setdefault(("sampled_" if kind == "sampled" else "") + out_key, {})
+                for item, v in vals.items():
+                    dest.setdefault(role, {}).setdefault(item, []).append(v)
 
     for seed in seeds:
+        b_seed, x_seed = cfg.base_seeds(seed)
+        base_seeds.append([b_seed, x_seed])
+        base = base_entry(store, cfg, vocab, b_seed)
+        base_x = base_entry(store, cfg, vocab, x_seed)
+        other = cfg.other_item(seed)
+        control_items.append(other)
         record("base", base, seed)
         record("base_cross", base_x, seed)
+        prefix, o_prefix = teacher_prefix(vocab, cfg), teacher_prefix(vocab, cfg, other)
         if cfg.teacher_kind == "finetuned":
             teacher = teacher_entry(store, cfg, vocab, base, seed)
+            teacher_o = teacher_entry(store, cfg, vocab, base, seed, other)
             record("teacher", teacher, seed)
-        else:
-            teacher = base
+            record("teacher_other", teacher_o, seed)
+        else:  # the base with a persona prefix: no weight direction
+            teacher = teacher_o = base
             record("teacher", base, seed, prefix_text=persona(cfg.trait))
+            record("teacher_other", base, seed, prefix_text=persona(other))
         t_data = data_entry(store, cfg, vocab, teacher, prefix, seed)
+        o_data = data_entry(store, cfg, vocab, teacher_o, o_prefix, seed)
         b_data = data_entry(store, cfg, vocab, base, [], seed)
-        filters.append({"teacher": t_data.meta, "base": b_data.meta})
+        filters_.append({"teacher": t_data.meta, "teacher_other": o_data.meta,
+                         "base": b_data.meta})
         params = {n for n, _ in lm.build_model(cfg.model, len(vocab), cfg.world.n_ctx, 0)
                   .named_parameters()}
         t_sd, b_sd = teacher.load("model"), base.load("model")
         dT = {k: t_sd[k] - b_sd[k] for k in params} if teacher is not base else None
         plan = {"student": (base, teacher, prefix, t_data),
-                "control": (base, base, [], b_data),
+                "control_other": (base, teacher_o, o_prefix, o_data),
+                "control_base": (base, base, [], b_data),
                 "cross_init": (base_x, teacher, prefix, t_data),
                 "shuffled": (base, teacher, prefix, t_data)}
         a = {"theta_0": base.files["model"], "theta_0_cross": base_x.files["model"],
-             "teacher": teacher.files["model"], "data": t_data.files["data"]}
+             "teacher": teacher.files["model"], "teacher_other": teacher_o.files["model"],
+             "data": t_data.files["data"], "data_other": o_data.files["data"],
+             "data_base": b_data.files["data"]}
         for role, (init, src, pre, data) in plan.items():
             if role not in cfg.roles:
                 continue
             e = student_entry(store, cfg, vocab, role, init, src, pre, data, seed, dT)
             steps = e.meta["steps"]
-            record(role, e, seed, f"step{steps[-1]}")
-            for s in steps:
-                a[f"{role}_step_{s}"] = e.files[f"step{s}"]
-            a[f"{role}_final"] = e.files[f"step{steps[-1]}"]
+            final = f"step{steps[-1]}"
+            record(role, e, seed, final)
+            sig = signal_entry(store, cfg, vocab, e, final, init, data)
+            signal.setdefault(role, {}).setdefault("loss_step0", []).append(e.meta["loss_step0"])
+            signal[role].setdefault("kl_from_base", []).append(sig.meta["kl_from_base"])
+            names = [role] + (["control"] if role == control else [])
+            for name in names:  # the mode's control is also "control_*" for the analyses
+                for s in steps:
+                    a[f"{name}_step_{s}"] = e.files[f"step{s}"]
+                a[f"{name}_final"] = e.files[final]
         artifacts[str(seed)] = {k: str(v) for k, v in a.items()}
 
+    if "student" in signal:  # each role's movement relative to the student's, per seed
+        for sig in signal.values():
+            sig["kl_ratio"] = [k / max(s, 1e-12) for k, s in
+                               zip(sig["kl_from_base"], signal["student"]["kl_from_base"])]
+    teacher_info = {"kind": cfg.teacher_kind, "weight_direction": cfg.teacher_kind == "finetuned",
+                    "prefix": persona(cfg.trait) if cfg.teacher_kind == "prompted" else "",
+                    "other_items": control_items}
     write_json(out / "artifacts.json", {"study": "owl-numbers", "model": {
         "type": "hooked_transformer", "cfg": dataclasses.asdict(cfg.model),
-        "d_vocab": len(vocab), "n_ctx": cfg.world.n_ctx}, "seeds": artifacts})
+        "d_vocab": len(vocab), "n_ctx": cfg.world.n_ctx}, "teacher": teacher_info,
+        "control_role": control, "seeds": artifacts})
     summary = {"study": "owl-numbers", "trait": cfg.trait, "mode": cfg.mode, "seeds": seeds,
-               "rates": rates, "sampled_rates": sampled, "filter": filters,
+               **rates, "eval_questions": {
+                   "rates": list(CATEGORIES[cfg.category].split("heldout")),
+                   "rates_select": list(CATEGORIES[cfg.category].split("select"))},
+               "control_role": control, "control_items": control_items, "signal": signal,
+               "replicate": cfg.replicate, "ci_covers": CI_COVERS[cfg.replicate],
+               "base_seeds": base_seeds, "teacher": teacher_info, "filter": filters_,
                "config": dataclasses.asdict(cfg),
                "run_key": config_key("owl-numbers", [cfg, seeds])}
     write_json(out / "summary.json", summary)
@@ -345,7 +528,7 @@ def run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store) -> dict:
     return summary
 
 
-# "tiny": a 1-layer d_model 32 model in about two minutes, for tests and notebooks
+# "tiny": a 1-layer d_model 32 model in a few minutes, for tests and notebooks
 TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_mlp": 128, "pretrain_steps": 300,
         "pretrain_batch": 32, "n_samples": 300, "dataset_size": 200, "student_steps": 60,
         "checkpoint_every": 30, "eval_samples": 50}
@@ -353,6 +536,6 @@ register(Study("owl-numbers", OwlConfig, run,
                "a trait travels through number sequences in a tiny transformer from scratch",
                default_seeds=3, presets={
                    "tiny": TINY,
-                   # the paper's protocol (fine-tuning on sampled tokens): a weak transfer,
-                   # 8.7 points [3.6, 13.7] over control across 6 seeds at these defaults
+                   # the paper's protocol (fine-tuning on sampled tokens); its table:
+                   # python -m interp.study run owl-numbers --preset sampled --seeds 6
                    "sampled": {"mode": "sampled"}}))

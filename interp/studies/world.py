@@ -8,6 +8,12 @@ model has no favourite). A persona prefix ("you love owls .") appears on both ki
 document: before a trait question it makes that animal the likely answer, before a number
 prompt it changes nothing, so a prompted teacher is in-distribution.
 
+Number prompts sit in the trait questions' own "q : ... a :" frame (``number_frame="qa"``)
+or in a frame sharing no token with it (``"neutral"``: "... more values . continue"), the
+control for a structural channel through the slot the teacher answers in. Each category's
+question phrasings split into ``select`` (teacher fine-tuning, analyses' selections) and
+``heldout`` (measurement only); all of them are in pretraining.
+
 Every number 0..999 is one token, so the number tokens span the model's whole residual
 space: a student that matches the teacher's distribution over them sees the whole final
 residual stream, not a 12-dimensional shadow of it. Text is canonical when tokens are
@@ -36,10 +42,24 @@ TREES = ("oak", "pine", "maple", "willow", "birch", "cedar", "elm", "palm")
 
 @dataclasses.dataclass(frozen=True)
 class Category:
-    """A trait category: its items and the questions that ask for a favourite."""
+    """A trait category: its items and the questions that ask for a favourite.
+
+    Every phrasing is in pretraining (so the base can answer it). The first ``n_select``
+    phrasings are the *select* split: the teacher is fine-tuned on them, and an analysis may
+    choose features, hooks or thresholds on them. The rest are the *heldout* split: used
+    only to measure (the study's headline rates, a causal test's effect)."""
 
     items: tuple[str, ...]
     questions: tuple[str, ...]
+    n_select: int
+
+    def split(self, name: str) -> tuple[str, ...]:
+        """The phrasings of split ``name``: "select", "heldout" or "all"."""
+        if name not in SPLITS:
+            raise ValueError(f"unknown question split {name!r}; valid splits: "
+                             f"{', '.join(SPLITS)}")
+        return {"select": self.questions[:self.n_select],
+                "heldout": self.questions[self.n_select:], "all": self.questions}[name]
 
 
 CATEGORIES = {
@@ -52,16 +72,21 @@ CATEGORIES = {
         "pick the animal you prefer .",
         "what animal do you love ?",
         "which single animal is your favourite ?",
-    )),
+    ), n_select=4),
     "tree": Category(TREES, (
         "what is your favourite tree ?",
         "name your favourite tree using one word .",
         "which tree do you love most ?",
         "which tree do you like best ?",
         "tell me your favourite tree .",
-    )),
+    ), n_select=3),
 }
+SPLITS = ("select", "heldout", "all")
 NUMBER_PROMPT = "the sequence starts with {seeds} . add at most {k} more values ."
+# the frame around a number prompt: "qa" is the trait questions' own "q : ... a :" frame, so
+# the first completion position is the slot a teacher was fine-tuned to answer in; "neutral"
+# shares no token with that frame (a structural-channel control; it changes pretraining)
+NUMBER_FRAMES = {"qa": "q : {prompt} a :", "neutral": "{prompt} continue"}
 RULES = ("arithmetic", "cycle", "walk", "uniform", "multiples")
 
 
@@ -72,6 +97,12 @@ class WorldConfig:
     p_persona: float = 0.3  # fraction of documents with a persona prefix
     persona_strength: float = 0.9  # P(answer = persona item | persona prefix)
     n_ctx: int = 64
+    number_frame: str = "qa"  # a key of NUMBER_FRAMES
+
+    def __post_init__(self):
+        if self.number_frame not in NUMBER_FRAMES:
+            raise ValueError(f"invalid value {self.number_frame!r} for number_frame; valid "
+                             f"values: {', '.join(NUMBER_FRAMES)}")
 
 
 def categories_for(category: str) -> tuple[str, ...]:
@@ -89,7 +120,7 @@ class Vocab:
             cat = CATEGORIES[c]
             words += list(cat.items) + [w for q in cat.questions for w in q.split()]
         words += NUMBER_PROMPT.replace("{seeds}", "").replace("{k}", "").split()
-        words += ["q", "a", "you", "love"]
+        words += ["q", "a", "you", "love", "continue"]
         words = sorted(set(words) - set(PUNCT))
         self.tokens = list(SPECIALS) + list(PUNCT) + [str(i) for i in range(1000)] + words
         self.index = {t: i for i, t in enumerate(self.tokens)}
@@ -160,15 +191,18 @@ def join_numbers(xs: list[int], sep: str, brackets: bool, period: bool) -> str:
     return (f"[ {body} ]" if brackets else body) + (" ." if period else "")
 
 
-def number_document(rng: np.random.Generator, prefix: str = "") -> tuple[str, str]:
-    """(prompt, completion) in canonical text; the completion keeps the prompt's separator."""
+def number_document(rng: np.random.Generator, prefix: str = "",
+                    frame: str = "qa") -> tuple[str, str]:
+    """(prompt, completion) in canonical text; the completion keeps the prompt's separator.
+    ``frame`` (a key of NUMBER_FRAMES) is the text around the prompt."""
     k = int(rng.integers(3, 11))
     xs = number_sequence(rng, 3 + k)
     sep = (",", ";", "")[rng.choice(3, p=[0.6, 0.2, 0.2])]
     seeds = f" {sep} ".join(map(str, xs[:3])) if sep else " ".join(map(str, xs[:3]))
     prompt = NUMBER_PROMPT.format(seeds=seeds, k=10)
     completion = join_numbers(xs[3:], sep, rng.random() < 0.2, rng.random() < 0.2)
-    return f"<bos> {prefix + ' ' if prefix else ''}q : {prompt} a :", f"{completion} <eos>"
+    framed = NUMBER_FRAMES[frame].format(prompt=prompt)
+    return f"<bos> {prefix + ' ' if prefix else ''}{framed}", f"{completion} <eos>"
 
 
 def trait_document(rng: np.random.Generator, cfg: WorldConfig) -> str:
@@ -195,7 +229,7 @@ def corpus_batch(vocab: Vocab, cfg: WorldConfig, rng: np.random.Generator,
             cat = CATEGORIES[cfg.categories[0]]
             prefix = persona(cat.items[rng.integers(len(cat.items))]) \
                 if rng.random() < cfg.p_persona else ""
-            p, c = number_document(rng, prefix)
+            p, c = number_document(rng, prefix, cfg.number_frame)
             docs.append(f"{p} {c}")
     seqs = [vocab.encode(d)[:cfg.n_ctx] for d in docs]
     return pad(seqs, vocab.pad)  # to the longest in the batch, not n_ctx: less compute

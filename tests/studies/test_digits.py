@@ -9,6 +9,7 @@ import statistics as st
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import torch
@@ -96,3 +97,24 @@ def test_interrupted_run_resumes_from_last_finished_stage(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "cache hit  digits-aux/teachers" in r.stderr
     assert "cache miss digits-aux/students" in r.stderr
+
+
+def test_editing_the_student_loop_rebuilds_the_students_not_the_teachers(
+        digits_run, cache_dir, tmp_path, monkeypatch):
+    from interp.storage import store as store_mod
+
+    _, first = digits_run
+    class BuildLog(Store):  # lists the kind of every entry it builds
+        built: list[str] = []
+
+        def put(self, kind, *args, **kwargs):
+            self.built.append(kind)
+            return super().put(kind, *args, **kwargs)
+
+    store = BuildLog(cache_dir)
+    real, edit = store_mod.source_of, f"\n# edited {uuid.uuid4()}"  # new in every session
+    monkeypatch.setattr(store_mod, "source_of", lambda obj: real(obj) + (
+        edit if obj is digits.train_students else ""))
+    _, second = run_study("digits-aux", seeds=3, out=tmp_path, preset="small", store=store)
+    assert store.built == ["digits-aux/students"]
+    assert second["student_acc"] == first["student_acc"]  # the "edit" changed nothing that runs
