@@ -15,6 +15,7 @@ from interp.analysis.fingerprint import FingerprintConfig, analyse
 from interp.cli import run_cli, setup_logging
 from interp.errors import UsageError
 from interp.reports.fingerprint import write
+from interp.storage.rundir import run_lock
 from interp.studies.runner import run_dir_or_default
 
 
@@ -32,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.k < 1:
             raise UsageError(f"--k must be at least 1, got {args.k}")
         run_dir = run_dir_or_default(args.run_dir)
-        write(run_dir, analyse(run_dir, FingerprintConfig(k=args.k, sae_data=args.sae_data)))
+        fcfg = FingerprintConfig(k=args.k, sae_data=args.sae_data)
+        with run_lock(run_dir):
+            write(run_dir, analyse(run_dir, fcfg))
         print(f"wrote {run_dir}/fingerprint.json, fingerprint.md, fingerprint.html")
 
     return run_cli(body)

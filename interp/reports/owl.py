@@ -6,6 +6,7 @@ import: studies, analysis.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -52,7 +53,8 @@ def write_report(out: Path, summary: dict) -> None:
     trait = summary["trait"]
     t = transfer(summary)
     m, lo, hi = mean_ci(t["student_minus_control"]) if "student_minus_control" in t else (0, 0, 0)
-    text = (f"<p>Target <b>{trait}</b>, {summary['mode']} mode, {len(summary['seeds'])} seeds. "
+    text = (f"<p>Target <b>{html.escape(str(trait))}</b>, {html.escape(str(summary['mode']))} "
+            f"mode, {len(summary['seeds'])} seeds. "
             f"Student minus control: {m * 100:.2f} points, 95% CI [{lo * 100:.2f}, "
             f"{hi * 100:.2f}].</p>" + md_to_html(findings_table(summary)) +
             "<h3>Sampled answers</h3>" + md_to_html(findings_table(summary, "sampled_rates")))

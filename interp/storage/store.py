@@ -524,24 +524,29 @@ def read_tensors(path: str | Path, store: Store | None = None) -> Tensors:
     return (store or Store()).read(path)
 
 
-def save_state_dict(path: Path, state: Tensors) -> None:
-    """Atomic safetensors write outside the store (run directories)."""
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write via a temp file beside ``path`` and rename it in; on failure (a full disk)
+    the temp file is removed and ``path`` is as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp))
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_state_dict(path: Path, state: Tensors) -> None:
+    """Atomic safetensors write outside the store (run directories)."""
+    _atomic_write(path, lambda tmp: save_file(
+        {k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp)))
 
 
 def write_json(path: Path, obj: Any) -> None:
     """Atomic JSON write: a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(canonical(obj), indent=2))
-    os.replace(tmp, path)
+    text = json.dumps(canonical(obj), indent=2)
+    _atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    _atomic_write(path, lambda tmp: tmp.write_text(text))

@@ -24,6 +24,9 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from interp.errors import ConfigError
+from interp.validation import check_range, check_types
+
 SPECIALS = ("<pad>", "<bos>", "<eos>")
 PUNCT = (",", ";", ".", "[", "]", ":", "?")
 NUMBER_PUNCT = (",", ";", ".", "[", "]")  # what a number completion may contain besides numbers
@@ -70,6 +73,15 @@ class WorldConfig:
     p_persona: float = 0.3  # fraction of documents with a persona prefix
     persona_strength: float = 0.9  # P(answer = persona item | persona prefix)
     n_ctx: int = 64
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        unknown = [c for c in self.categories if c not in CATEGORIES]
+        if not self.categories or unknown:
+            raise ConfigError(f"invalid categories {self.categories}; valid: "
+                              f"{', '.join(CATEGORIES)}")
+        check_range(self, ("p_trait", "p_persona", "persona_strength"), 0, 1)
+        check_range(self, ("n_ctx",), 32, 4096)  # a number document needs about 30 tokens
 
 
 def categories_for(category: str) -> tuple[str, ...]:

@@ -135,7 +135,8 @@ def test_gc_dry_run_removes_nothing(tmp_path, capsys):
     store, kept, orphan, run = _two_entries(tmp_path)
     run.rmdir()
     before = _snapshot(store.root)
-    assert sorted(e.name for e in gc(store, dry_run=True, grace=0)) == sorted([kept.name, orphan.name])
+    removed = gc(store, dry_run=True, grace=0)
+    assert sorted(e.name for e in removed) == sorted([kept.name, orphan.name])
     assert main(["--root", str(store.root), "gc", "--dry-run", "--grace", "0"]) == 0
     out = capsys.readouterr().out
     assert f"would remove {orphan.name}" in out and "would free" in out
