@@ -50,6 +50,8 @@ def check_range(cfg: Any, names: tuple[str, ...] | list[str], low: float,
         v = getattr(cfg, name)
         bad = v <= low if low_open else v < low
         if bad or (high is not None and v > high):
+            if low_open and low == 0 and high is None:
+                raise ConfigError(f"{name} must be positive, got {v!r}")
             lo = f"> {low:g}" if low_open else f">= {low:g}"
             hi = f" and <= {high:g}" if high is not None else ""
             raise ConfigError(f"{name} must be {lo}{hi}, got {v!r}")

@@ -63,12 +63,13 @@ def _parse_value(key: str, raw: str, tp: Any) -> Any:
             return False
         raise UsageError(f"invalid value {raw!r} for {key}; expected true or false")
     if tp is int:
+        whole = f"invalid value {raw!r} for {key}; expected int (a whole number)"
         try:
             d = decimal.Decimal(raw)
         except decimal.InvalidOperation:
-            raise UsageError(f"invalid value {raw!r} for {key}; expected an integer") from None
+            raise UsageError(whole) from None
         if not d.is_finite() or d != d.to_integral_value() or abs(d) >= 10**30:
-            raise UsageError(f"invalid value {raw!r} for {key}; expected an integer")
+            raise UsageError(whole)
         return int(d)
     if tp is float:
         try:
@@ -125,7 +126,7 @@ def run_study(name: str, seeds: int | None = None, seed_start: int = 0,
     config = make_config(study, preset, sets or [])
     n = study.default_seeds if seeds is None else seeds
     if not 1 <= n <= MAX_SEEDS:
-        raise UsageError(f"--seeds must be in 1..{MAX_SEEDS}, got {n}")
+        raise UsageError(f"--seeds must be at least 1 and at most {MAX_SEEDS}, got {n}")
     if not 0 <= seed_start <= MAX_SEED - n:
         raise UsageError(f"--seed-start must be in [0, 2**62 - seeds], got {seed_start}")
     memory = getattr(config, "memory_bytes", None)
