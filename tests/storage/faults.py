@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -137,6 +138,11 @@ def snapshot(cache: Path) -> dict[str, bytes]:
             and f.relative_to(cache).parts[0] != "refs"}
 
 
+def built_keys(log: str) -> list[str]:
+    """``kind/key`` of every entry a run's log says it started building, in order."""
+    return re.findall(r"cache miss (\S+): building", log)
+
+
 def misses(log: str, study_name: str, kind: str) -> int:
     return log.count(f"cache miss {study_name}/{kind}/")
 
@@ -217,17 +223,21 @@ def kill_chain(lab: Lab, which: str) -> list[Row]:
     (run / f".report.html.{'0123abcd'}.tmp").write_text("left by a killed writer")
     p = study(spec, run, cache)
     rec, same, ok, note = finished(lab, which, run, cache, p)
+    done: set[str] = set()  # entries whose build finished before a kill
+    rebuilt_by: dict[int, list[str]] = {}  # attempt -> what it rebuilt that had finished
     for i, (kind, killed, log) in enumerate(killed_at):
-        # the attempt after this kill must not rebuild the stages that had finished before
+        built = built_keys(log)
         later = killed_at[i + 1][2] if i + 1 < len(killed_at) else p.err
-        rebuilt = [k for k in kinds[:i] if misses(later, name, k)]
+        done |= set(built[:-1] if killed else built)  # the last one was killed mid-build
+        # the attempt after this kill must not rebuild anything that had finished
+        rebuilt = rebuilt_by[i + 1] = sorted(done & set(built_keys(later)))
         rows.append(Row(f"{which}: kill -9 while building {kind}, resume", killed and rec
                         and not rebuilt, same, ok,
                         ("" if killed else "stage never started (not killed); ")
                         + (f"rebuilt {rebuilt}; " if rebuilt else "") + note))
     if which == "owl":
-        no_rebuild = all(misses(killed_at[OWL_KINDS.index("student")][2], name, k) == 0
-                         for k in ("base", "teacher", "data"))
+        # the attempt right after gc is the one killed at "student"
+        no_rebuild = not rebuilt_by[OWL_KINDS.index("student")]
         rows.append(Row("gc after kill -9, then resume", rec and no_rebuild and
                         "orphan removed: True" in gc_note, same, ok,
                         gc_note + f"; resume rebuilt nothing that had finished: {no_rebuild}"))

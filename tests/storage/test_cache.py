@@ -261,3 +261,57 @@ def test_run_study_writes_refs_even_when_the_study_fails(tmp_path, monkeypatch, 
     assert [r["run_dir"] for r in refs] == [str((tmp_path / "run").resolve())]
     assert refs[0]["entries"] == [e.name for e in store.entries()] != []
     assert gc(store, grace=0) == []
+
+
+def test_bound_store_records_refs_as_entries_are_used(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    store = Store(tmp_path / "c")
+    store.bind(run)
+    a = store.get_or_build("k", {"n": 1}, lambda: (_files(), {}))
+    refs = _read(store.refs_path(run))
+    assert refs["entries"] == [a.name] and refs["status"] == "running"  # before the run ends
+    assert gc(store, grace=0) == [] and a.path.exists()
+    store.finish()
+    assert _read(store.refs_path(run))["status"] == "finished"
+
+
+def test_gc_keeps_new_entries_within_grace_and_removes_corrupt_ones(tmp_path, capsys):
+    store = Store(tmp_path / "c")
+    young = store.put("k", {"n": 1}, _files())
+    bad = store.put("k", {"n": 2}, _files())
+    (bad.path / "manifest.json").write_text('{"trunc')
+    assert main(["--root", str(store.root), "list"]) == 0
+    out = capsys.readouterr().out
+    assert "CORRUPT" in out and bad.key in out
+    assert [e.name for e in gc(store)] == [bad.name]  # default grace keeps the young one
+    assert young.path.exists() and not bad.path.exists()
+
+
+def test_gc_rechecks_refs_under_the_entry_lock(tmp_path):
+    from interp.storage.gc import _Live, _remove_entry
+
+    run = tmp_path / "run"
+    run.mkdir()
+    store = Store(tmp_path / "c")
+    e = store.put("k", {"n": 1}, _files())
+    live = _Live(store)
+    assert e.name not in live.names()  # gc's first look: unreferenced
+    user = Store(tmp_path / "c")
+    user.bind(run)
+    user.get("k", {"n": 1})  # a run starts using it before gc takes the lock
+    assert not _remove_entry(store, store.entries()[0], live) and e.path.exists()
+
+
+def test_refs_of_a_running_process_survive_its_deleted_run_dir(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    store = Store(tmp_path / "c")
+    store.bind(run)
+    e = store.put("k", {"n": 1}, _files())
+    run.rmdir()
+    assert gc(store, grace=0) == [] and e.path.exists()  # this process still runs
+    refs = _read(store.refs_path(run))
+    refs["pid"] = 2**22 + 12345  # a process that does not exist
+    store.refs_path(run).write_text(json.dumps(refs))
+    assert [x.name for x in gc(store, grace=0)] == [e.name]
