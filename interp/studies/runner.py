@@ -183,4 +183,5 @@ def run_dir_or_default(run_dir: str | Path | None, study: str = "owl-numbers") -
                          f"`python -m interp.study run {study}`")
     load_run(path)  # one-line errors for a damaged run directory, before any work
     check_writable_dir(path, "the run directory")
+    check_writable_dir(Store().root, "the cache (INTERP_CACHE)")
     return path
