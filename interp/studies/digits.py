@@ -98,6 +98,9 @@ def load_data(spec: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         test, train = perm[:n_test], perm[n_test:]
         return x[train], y[train], x[test], y[test]
     fix = "expected an .npz with arrays x_train, y_train, x_test, y_test as in keras' mnist.npz"
+    with open(spec, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
+            raise UsageError(f"{spec} is not an .npz (zip) file; {fix}")
     try:
         with np.load(spec, allow_pickle=False) as f:
             xs = [torch.tensor(f[k], dtype=torch.float32).flatten(1) / 255.0
