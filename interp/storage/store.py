@@ -24,8 +24,11 @@ re-reads the refs before it removes anything, so a stage a run has used is never
 removed under it (see ``interp.storage.gc``).
 
 Thread count: a stage's numbers depend on the number of intra-op threads torch uses
-(float sums are reduced in a different order), measured: owl-numbers tiny with
-OMP_NUM_THREADS=1 and 2 gives different rates. So the thread count is part of every
+(float sums are reduced in a different order). Measured (``analyses/thread_determinism.py``,
+owl-numbers tiny, 2 seeds, OMP_NUM_THREADS=1 then 2): 7 of 14 rate rows differ, e.g. the
+control's trait mass 0.083943 vs 0.084657 (seed 0) and its sampled rate 0.0750 vs 0.0875;
+the drift starts in pretraining (base_cross differs in the 7th digit) and grows through
+sampling and distillation. So the thread count is part of every
 entry's key (``threads`` in the manifest): a run never silently reuses numbers computed
 under another thread count. Pinning one thread count instead would make numbers equal
 across machines only in the easy case (the same CPU kind) and cost every multi-core
