@@ -22,5 +22,7 @@ def lab(tmp_path_factory):
 def test_fault_case(lab, case):
     rows = CASES[case](lab)
     assert rows
+    if all("(not run" in r.case for r in rows):  # no tmpfs mounts without root
+        pytest.skip(rows[0].case)
     bad = [r for r in rows if not r.ok]
     assert not bad, "\n" + table(bad)
