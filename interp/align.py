@@ -14,6 +14,7 @@ import sys
 from interp.analysis.align import analyse
 from interp.cli import run_cli, setup_logging
 from interp.reports.align import write
+from interp.storage.rundir import run_lock
 from interp.studies.runner import run_dir_or_default
 
 
@@ -25,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> None:
         run_dir = run_dir_or_default(args.run_dir)
-        write(run_dir, analyse(run_dir))
+        with run_lock(run_dir):
+            write(run_dir, analyse(run_dir))
         print(f"wrote {run_dir}/align.html, align.md, align.json")
 
     return run_cli(body)

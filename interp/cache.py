@@ -2,13 +2,15 @@
 
     python -m interp.cache [--root DIR] list
     python -m interp.cache [--root DIR] info KEY      # KEY: a unique key prefix, or kind/key
-    python -m interp.cache [--root DIR] gc [--dry-run]
+    python -m interp.cache [--root DIR] gc [--dry-run] [--grace SECONDS]
 
 The root is ``--root``, else ``$INTERP_CACHE``, else ./cache. An entry is live while a
-refs file (written by ``run_study`` for its run directory) lists it and that run
-directory still exists; ``gc`` removes every other entry, so deleting a run directory
-is how you release what it used. Entries built before reference tracking existed are
-listed by no refs file: check ``gc --dry-run`` first.
+refs file (written by ``run_study`` for its run directory as each stage is built or
+used) lists it and that run directory still exists; ``gc`` removes every other entry
+older than the grace period (default one hour) and every corrupt entry, so deleting a
+run directory is how you release what it used. ``list`` marks a corrupt entry (its
+manifest does not verify) with CORRUPT. Entries built before reference tracking existed
+are listed by no refs file: check ``gc --dry-run`` first.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from pathlib import Path
 
 from interp.cli import run_cli, setup_logging
-from interp.storage.gc import CacheError, find, gc, human, referrers
+from interp.storage.gc import GRACE_S, CacheError, find, gc, human, referrers
 from interp.storage.store import CorruptRefs, Store
 
 META_CHARS = 2000
@@ -44,7 +46,8 @@ def cmd_list(store: Store) -> None:
         print(f"no entries in {store.root}")
         return
     refs = referrers(store)
-    rows = [(e.kind, e.key, human(e.size), date(e.manifest.get("created")),
+    rows = [(e.kind, e.key, human(e.size),
+             date(e.manifest.get("created")) if e.problem is None else "CORRUPT",
              str(sum(Path(r).is_dir() for r in refs.get(e.name, []))))
             for e in entries]
     head = ("KIND", "KEY", "SIZE", "CREATED", "RUNS")
@@ -53,11 +56,19 @@ def cmd_list(store: Store) -> None:
         print("  ".join(c.rjust(w) if i in (2, 4) else c.ljust(w)
                         for i, (c, w) in enumerate(zip(row, widths))).rstrip())
     total = sum(e.size for e in entries)
-    print(f"total: {len(entries)} entries, {human(total)} in {store.root}")
+    bad = [e for e in entries if e.problem is not None]
+    for e in bad:
+        print(f"corrupt: {e.name}: {e.problem} (gc removes it; a run that needs it rebuilds it)")
+    print(f"total: {len(entries)} entries, {human(total)} in {store.root}"
+          + (f"; {len(bad)} corrupt" if bad else ""))
 
 
 def cmd_info(store: Store, query: str) -> None:
     e = find(store, query)
+    if e.problem is not None:
+        print(f"kind:    {e.kind}\nkey:     {e.key}\npath:    {e.path}\n"
+              f"CORRUPT: {e.problem} (gc removes it; a run that needs it rebuilds it)")
+        return
     meta = to_json(e.meta)
     if len(meta) > META_CHARS:
         meta = f"{meta[:META_CHARS]}\n... ({len(meta) - META_CHARS} more chars)"
@@ -74,9 +85,9 @@ def cmd_info(store: Store, query: str) -> None:
         print(f"  {r}" + ("" if Path(r).is_dir() else "  (deleted)"))
 
 
-def cmd_gc(store: Store, dry_run: bool) -> None:
+def cmd_gc(store: Store, dry_run: bool, grace: float) -> None:
     total = len(store.entries())
-    removed = gc(store, dry_run)
+    removed = gc(store, dry_run, grace)
     verb = "would remove" if dry_run else "removed"
     for e in removed:
         print(f"{verb} {e.name} ({human(e.size)})")
@@ -98,11 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("key", help="a unique key prefix, or kind/key")
     g = sub.add_parser("gc", parents=[common], help="remove entries no run dir references")
     g.add_argument("--dry-run", action="store_true", help="only print what would be removed")
+    g.add_argument("--grace", type=float, default=GRACE_S,
+                   help=f"keep entries younger than this many seconds (default {GRACE_S:.0f})")
     args = p.parse_args(argv)
     setup_logging("%(message)s")
     store = Store(getattr(args, "root", None))
     commands = {"list": lambda: cmd_list(store), "info": lambda: cmd_info(store, args.key),
-                "gc": lambda: cmd_gc(store, args.dry_run)}
+                "gc": lambda: cmd_gc(store, args.dry_run, args.grace)}
     return run_cli(commands[args.cmd], errors=(CacheError, CorruptRefs))
 
 

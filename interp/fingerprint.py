@@ -14,6 +14,7 @@ import sys
 from interp.analysis.fingerprint import FingerprintConfig, analyse
 from interp.cli import run_cli, setup_logging
 from interp.reports.fingerprint import write
+from interp.storage.rundir import run_lock
 from interp.studies.runner import run_dir_or_default
 
 
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         fcfg = FingerprintConfig(ks=tuple(args.ks), sae_data=args.sae_data)  # checks --ks
         run_dir = run_dir_or_default(args.run_dir)
-        write(run_dir, analyse(run_dir, fcfg))
+        with run_lock(run_dir):
+            write(run_dir, analyse(run_dir, fcfg))
         print(f"wrote {run_dir}/fingerprint.json, fingerprint.md, fingerprint.html")
 
     return run_cli(body)

@@ -11,16 +11,17 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "interp"
 
-# subpackage -> the interp modules it may import (prefixes)
+# subpackage -> the interp modules it may import (prefixes); errors and validation are the
+# foundation every layer may use
+BASE = ("interp.errors", "interp.validation")
 ALLOWED = {
-    "storage": ("interp.storage", "interp.errors"),
+    "storage": ("interp.storage", *BASE),
     "metrics": ("interp.metrics",),
-    "studies": ("interp.studies", "interp.storage", "interp.metrics", "interp.reports",
-                "interp.errors"),
+    "studies": ("interp.studies", "interp.storage", "interp.metrics", "interp.reports", *BASE),
     "analysis": ("interp.analysis", "interp.studies", "interp.storage", "interp.metrics",
-                 "interp.errors"),
-    "reports": ("interp.reports", "interp.metrics", "interp.storage.store",
-                "interp.analysis.results"),
+                 *BASE),
+    "reports": ("interp.reports", "interp.metrics", "interp.storage.store", "interp.storage.rundir",
+                "interp.analysis.results", *BASE),
 }
 
 
@@ -57,4 +58,4 @@ def test_module_says_what_it_owns(path):
 def test_top_level_holds_only_the_entry_points():
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert top == ["__init__.py", "align.py", "cache.py", "cli.py", "errors.py",
-                   "fingerprint.py", "study.py"]
+                   "fingerprint.py", "study.py", "validation.py"]

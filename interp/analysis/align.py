@@ -22,7 +22,6 @@ Owns: ``analyse`` -> ``AlignResult``. Must not import: reports, the CLIs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,8 @@ from tqdm.auto import tqdm
 from interp.analysis.results import AlignResult, SeedAlignment, SignCheck, TokenReport
 from interp.metrics import alignment as A
 from interp.metrics import divergence as D
-from interp.storage.store import Store, read_tensors, sha256_file
+from interp.storage.rundir import run_id
+from interp.storage.store import Store, read_tensors
 from interp.studies import lm
 from interp.studies.world import vocab_for
 
@@ -123,22 +123,17 @@ PROBES = {"mlp": _digits_probe, "hooked_transformer": _owl_probe}
 ALIGN_VERSION = 4  # bump when seed_report's output changes, so cached reports rebuild
 
 
-def file_id(path: str | Path) -> str:
-    """The content hash of an artifact: its store manifest's sha256, else hashed here."""
-    path = Path(path)
-    manifest = path.parent / "manifest.json"
-    if manifest.is_file():
-        files = json.loads(manifest.read_text()).get("files", {})
-        if path.stem in files:
-            return files[path.stem]["sha256"]
-    return sha256_file(path)
+def file_id(path: str | Path, store: Store | None = None) -> str:
+    """The content hash of an artifact, verified: the file is read and checked against its
+    store entry's (checksummed) manifest, so a flipped byte changes nothing silently."""
+    return (store or Store()).file_sha(path)
 
 
 def cached_seed_report(store: Store, art: dict, summary: dict, seed: str) -> SeedAlignment:
     """A seed's report, cached by the content of every artifact it reads: a second report
     on the same run loads it and runs no forward pass."""
     key = {"v": ALIGN_VERSION, "model": art["model"], "config": summary.get("config"),
-           "files": {k: file_id(v) for k, v in art["seeds"][seed].items()}}
+           "files": {k: file_id(v, store) for k, v in art["seeds"][seed].items()}}
     return store.get_or_build("align/seed", key,
                               lambda: ({}, seed_report(art, summary, seed, store))).meta
 
@@ -159,8 +154,7 @@ def seed_report(art: dict, summary: dict, seed: str, store: Store | None = None)
                  "weight_direction": any(bool(v.any()) for v in dT.values()),
                  "teacher_prefix": teacher_prefix(summary),
                  "probe_loss": float(probe.loss(sd["theta_0"]).sum())}
-    manifest = Path(roles["student_step_1"]).parent / "manifest.json"
-    meta = json.loads(manifest.read_text())["meta"] if manifest.is_file() else {}
+    meta = (store or Store()).locate(roles["student_step_1"])[0].meta  # verified manifest
     record = meta.get("record")
     if record:  # the recorder's per-step numbers (owl-numbers students)
         res["per_step"] = {kind: {c: [r[kind][c]["cosine"] for r in record]
@@ -271,10 +265,12 @@ def token_report(probe: Probe, sd: dict, summary: dict, top: int = 15) -> TokenR
 
 def analyse(run_dir: Path, store: Store | None = None) -> AlignResult:
     """Every seed's alignment report (from the store when computed before)."""
-    art = json.loads((run_dir / "artifacts.json").read_text())
-    summary = json.loads((run_dir / "summary.json").read_text())
+    from interp.studies.runner import load_run
+
+    art, summary = load_run(run_dir)
     store = store or Store()
+    store.bind(run_dir)  # every entry read or built is recorded for gc as it is used
     seeds = {s: cached_seed_report(store, art, summary, s)
              for s in tqdm(art["seeds"], desc="align seeds")}
     store.write_refs(run_dir)
-    return {"study": summary["study"], "seeds": seeds}
+    return {"study": summary["study"], "seeds": seeds, "run_id": run_id(run_dir)}

@@ -24,7 +24,6 @@ Owns: ``analyse`` -> ``FingerprintResult``. Must not import: reports, the CLIs.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -35,11 +34,13 @@ from tqdm.auto import tqdm
 from interp.analysis.results import Causal, FingerprintResult, PromptSplit, SeedFingerprint
 from interp.analysis.sae import SAEConfig
 from interp.analysis.sae import cached as cached_sae
-from interp.errors import UsageError
+from interp.errors import ConfigError, UsageError
 from interp.metrics import features as Fe
 from interp.storage.activations import activations, hook_names
+from interp.storage.rundir import run_id
 from interp.storage.store import Store, read_tensors
 from interp.studies import lm
+from interp.validation import check_range, check_seed, check_types
 
 ROLES = ("theta_0", "teacher", "student_final", "control_final")
 SPLITS = ("select", "heldout")
@@ -66,11 +67,16 @@ class FingerprintConfig:
     sae_data: Literal["base", "base+teachers"] = "base+teachers"
 
     def __post_init__(self) -> None:
+        check_types(self)
+        if not isinstance(self.sae, SAEConfig):
+            raise ConfigError(f"sae must be an SAEConfig, got {self.sae!r}")
         if not self.ks or any(k < 1 for k in self.ks) or list(self.ks) != sorted(set(self.ks)):
-            raise UsageError(f"ks must be increasing positive feature counts, got {self.ks} "
-                             "(e.g. --ks 4 8)")
-        if self.random_draws < 1:
-            raise UsageError(f"random_draws must be at least 1, got {self.random_draws}")
+            raise ConfigError(f"ks must be increasing positive feature counts, got {self.ks} "
+                              "(e.g. --ks 4 8)")
+        check_range(self, ("corpus_docs", "random_draws", "top_tokens"), 1)
+        check_range(self, ("corpus_docs",), 1, 1_000_000)
+        check_seed("corpus_seed", self.corpus_seed)
+        check_seed("split_seed", self.split_seed)
 
 
 def _owl_config(summary: dict):
@@ -148,11 +154,12 @@ def at_answer(probe: dict, edit):
 def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
             store: Store | None = None) -> FingerprintResult:
     """The whole analysis on one owl-numbers run (``interp.reports.fingerprint`` writes it)."""
+    from interp.studies.runner import load_run
     from interp.studies.world import vocab_for
 
     store = store or Store()
-    art = json.loads((run_dir / "artifacts.json").read_text())
-    summary = json.loads((run_dir / "summary.json").read_text())
+    art, summary = load_run(run_dir)
+    store.bind(run_dir)  # every entry read or built is recorded for gc as it is used
     if summary.get("study") != "owl-numbers":
         raise UsageError(f"{run_dir} is a {summary.get('study')} run; the fingerprint analysis "
                          "needs an owl-numbers run (python -m interp.study run owl-numbers)")
@@ -200,6 +207,7 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
     result = summarise(per_seed, quality, names, fcfg, split, covers)
     result["features"] = feats
     result["trait"] = summary["trait"]
+    result["run_id"] = run_id(run_dir)  # the align report merges it only into this run
     store.write_refs(run_dir)
     return result
 

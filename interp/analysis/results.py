@@ -75,6 +75,7 @@ class SeedAlignment(TypedDict):
 class AlignResult(TypedDict):
     study: str
     seeds: dict[str, SeedAlignment]
+    run_id: NotRequired[str]  # interp.storage.rundir.run_id of the run it describes
 
 
 # ---------------------------------------------------------------- fingerprint
@@ -196,3 +197,4 @@ class FingerprintResult(TypedDict):
     per_seed: dict[str, SeedFingerprint]
     features: dict[str, list[FeatureContexts]]
     trait: str
+    run_id: NotRequired[str]  # interp.storage.rundir.run_id of the run it describes

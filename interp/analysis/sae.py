@@ -20,8 +20,10 @@ from sae_lens.evals import ExplainedVarianceCalculator
 from sae_lens.training.sae_trainer import SAETrainer
 from torch import Tensor
 
+from interp.errors import ConfigError
 from interp.storage.activations import digest
 from interp.storage.store import Store
+from interp.validation import check_range, check_seed, check_types
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,10 +36,21 @@ class SAEConfig:
     holdout: float = 0.1  # rows kept out of training to measure quality
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        try:
+            check_types(self)
+            check_range(self, ("expansion", "batch", "samples"), 1)
+            check_range(self, ("k", "lr"), 0, low_open=True)
+            check_range(self, ("holdout",), 0, 1, low_open=True)
+            check_seed("seed", self.seed)
+        except ConfigError as e:
+            raise ConfigError(f"invalid SAE config: {e}") from None
+        if self.samples < self.batch or self.k > 4096 * self.expansion:
+            raise ValueError(f"invalid SAE config {self}: need samples >= batch and k at most "
+                             "the SAE width")
+
     def validate(self) -> None:
-        if self.expansion < 1 or self.k <= 0 or self.samples < self.batch:
-            raise ValueError(f"invalid SAE config {self}: need expansion >= 1, k > 0 and "
-                             "samples >= batch")
+        self.__post_init__()
 
 
 def _rows(acts: Float[Tensor, "n d"], batch: int, seed: int):

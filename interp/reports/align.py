@@ -6,36 +6,57 @@ nothing. Must not import: studies, analysis (beyond its result types), the CLIs.
 
 from __future__ import annotations
 
-import json
+import logging
 from pathlib import Path
 
 import plotly.graph_objects as go
 
 from interp.analysis.results import AlignResult
+from interp.errors import UsageError
 from interp.metrics.stats import fmt_ci
 from interp.reports.html import bar_with_ci, md_table, md_to_html, write_html
+from interp.storage.rundir import read_json, run_id
 from interp.storage.store import write_json, write_text
+
+log = logging.getLogger("interp.reports.align")
 
 
 def write(run_dir: Path, result: AlignResult) -> None:
     """align.json, align.md and align.html beside the run."""
     write_json(run_dir / "align.json", result)
-    render(run_dir, result, json.loads((run_dir / "summary.json").read_text()))
+    render(run_dir, result, read_json(run_dir / "summary.json"))
 
 
 def render(run_dir: Path, result: AlignResult, summary: dict) -> None:
     """align.md and align.html; with a fingerprint.json beside them, its sections too."""
     md, sections = markdown(result), transfer_sections(summary, result) + html_sections(result)
-    fp = run_dir / "fingerprint.json"
-    if fp.is_file():
+    r = _fingerprint_of(run_dir)
+    if r is not None:
         from interp.reports.fingerprint import finding
         from interp.reports.fingerprint import sections as fp_sections
 
-        r = json.loads(fp.read_text())
         md += f"\n## Where the fingerprint lives (fingerprint.md)\n\n{finding(r)}\n"
         sections += [(f"Fingerprint: {h}", t, f) for h, t, f in fp_sections(r)]
     write_text(run_dir / "align.md", md)
     write_html(run_dir / "align.html", f"alignment: {summary['study']}", sections)
+
+
+def _fingerprint_of(run_dir: Path) -> dict | None:
+    """The run's fingerprint.json, if it was written for the run the directory holds now
+    (same ``run_id``); a stale or damaged one from an earlier run is left out."""
+    fp = run_dir / "fingerprint.json"
+    if not fp.is_file():
+        return None
+    try:
+        r = read_json(fp)
+    except UsageError:
+        log.warning("align: ignoring unreadable %s", fp)
+        return None
+    if not isinstance(r, dict) or r.get("run_id") != run_id(run_dir):
+        log.warning("align: ignoring %s: it was written for another run in this directory "
+                    "(rerun python -m interp.fingerprint)", fp)
+        return None
+    return r
 
 
 def _sign_rows(result: dict) -> list[tuple]:

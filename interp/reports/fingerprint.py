@@ -6,13 +6,14 @@ Owns: rendering a ``FingerprintResult``; computes nothing. Must not import: stud
 
 from __future__ import annotations
 
-import json
+import html
 from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 
 from interp.analysis.results import FingerprintResult
+from interp.errors import UsageError
 from interp.metrics.stats import fmt_ci
 from interp.reports.html import bar_with_ci, md_table, md_to_html, write_html
 from interp.storage.store import write_json, write_text
@@ -133,7 +134,7 @@ def sections(r: dict) -> list[tuple[str, str, list[go.Figure]]]:
                          f"fraction of the student's trait gain removed at {c['hook']}, "
                          f"k = {c['k']}, held-out prompts", "gain removed")
     return [
-        ("Finding", f"<p>{text}</p>", []),
+        ("Finding", f"<p>{html.escape(text)}</p>", []),
         ("SAE quality", md_to_html(sae_t), []),
         ("Shift agreement per layer", md_to_html(layer_t), [corr]),
         ("Activation patching", md_to_html(patch_t), []),
@@ -171,9 +172,14 @@ def write(run_dir: Path, r: FingerprintResult) -> None:
     write_report(run_dir, r)
     if (run_dir / "align.json").is_file():
         from interp.reports.align import render
+        from interp.storage.rundir import read_json
 
-        render(run_dir, json.loads((run_dir / "align.json").read_text()),
-               json.loads((run_dir / "summary.json").read_text()))
+        try:
+            align = read_json(run_dir / "align.json")
+        except UsageError:  # a damaged align.json: the next align run rewrites it
+            return
+        if isinstance(align, dict) and align.get("run_id") == r.get("run_id"):
+            render(run_dir, align, read_json(run_dir / "summary.json"))
 
 
 def write_report(run_dir: Path, r: FingerprintResult) -> None:

@@ -6,6 +6,7 @@ nothing else. Must not import: studies, analysis.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -63,15 +64,17 @@ def signal_table(summary: dict) -> str:
 
 
 def headline(summary: dict) -> str:
-    """Student minus the mode's control, on the held-out questions, with what the CI covers."""
-    trait, control = summary["trait"], control_role(summary)
+    """Student minus the mode's control, on the held-out questions, with what the CI covers.
+    Every string read from the summary is escaped: a summary is a file anyone can edit."""
+    e = html.escape
+    trait, control = e(str(summary["trait"])), e(str(control_role(summary)))
     t = transfer(summary)
     n = len(summary["seeds"])
-    text = f"<p>Target <b>{trait}</b>, {summary['mode']} mode, {n} seed{'s' * (n > 1)}. "
+    text = f"<p>Target <b>{trait}</b>, {e(str(summary['mode']))} mode, {n} seed{'s' * (n > 1)}. "
     if "student_minus_control" in t:
         d = t["student_minus_control"]
-        text += (f"Student minus control ({control}: {DESCRIBE.get(control, control)}) on the "
-                 f"held-out questions: {fmt_ci(d)}")
+        text += (f"Student minus control ({control}: {e(DESCRIBE.get(control, control))}) on "
+                 f"the held-out questions: {fmt_ci(d)}")
         if n > 1:
             m, lo, hi = mean_ci(d)
             text += f" (points: {m * 100:.2f}, 95% CI [{lo * 100:.2f}, {hi * 100:.2f}])"
@@ -79,17 +82,17 @@ def headline(summary: dict) -> str:
     else:
         text += f"No control ({control}) was trained in this run: no student-minus-control.</p>"
     if "ci_covers" in summary:
-        text += (f"<p>Replicates: <code>replicate={summary.get('replicate')}</code>; each CI "
-                 f"is over seeds and covers {summary['ci_covers']}.</p>")
+        text += (f"<p>Replicates: <code>replicate={e(str(summary.get('replicate')))}</code>; "
+                 f"each CI is over seeds and covers {e(str(summary['ci_covers']))}.</p>")
     q = summary.get("eval_questions", {})
     if q:
         text += ("<p>Held-out questions (never in teacher fine-tuning): "
-                 + "; ".join(q.get("rates", [])) + ". Fine-tuning phrasings: "
-                 + "; ".join(q.get("rates_select", [])) + ".</p>")
+                 + e("; ".join(q.get("rates", []))) + ". Fine-tuning phrasings: "
+                 + e("; ".join(q.get("rates_select", []))) + ".</p>")
     teacher = summary.get("teacher", {})
     if teacher.get("kind") == "prompted":
-        text += (f"<p>The teacher is the base with the prefix <code>{teacher['prefix']}</code>: "
-                 "it has no weight direction.</p>")
+        text += (f"<p>The teacher is the base with the prefix <code>{e(str(teacher['prefix']))}"
+                 "</code>: it has no weight direction.</p>")
     return text
 
 

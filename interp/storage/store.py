@@ -8,15 +8,39 @@ half-written entry; builders of the same key take a file lock, so two processes
 never build it twice or interleave their writes. Every read verifies checksums;
 a corrupt or truncated entry is reported, removed and rebuilt.
 
+The manifest is covered by its own checksum (``digest``: sha256 of the rest of the
+manifest), so edited metadata, a ``{}`` manifest or one copied under another key is
+corrupt like a flipped tensor byte. Reading a file verifies it: ``Entry.load`` and
+``read_tensors`` read the bytes once, check size and sha256 against the manifest, and
+deserialize those same bytes (no window between check and use).
+
 Multi-stage studies resume for free: each finished stage is an entry, so a rerun
 after an interruption hits the cache for every stage that had finished.
 
-A ``Store`` remembers the entries it handed out (``touched``); ``write_refs(run_dir)``
-records them in ``<root>/refs/`` (a reserved kind name), so ``python -m interp.cache gc``
-can tell what some run still uses from garbage.
+A ``Store`` remembers the entries it handed out (``touched``). Bound to a run directory
+(``bind``), it records each entry in ``<root>/refs/`` (a reserved kind name) the moment
+it is built or hit, while still holding the entry's lock; ``gc`` takes that lock and
+re-reads the refs before it removes anything, so a stage a run has used is never
+removed under it (see ``interp.storage.gc``).
 
-Owns: ``Store``, ``Entry``, keys, atomic writers, ``read_tensors``. Must not import anything
-from interp outside ``interp.storage`` and ``interp.errors``.
+Thread count: a stage's numbers depend on the number of intra-op threads torch uses
+(float sums are reduced in a different order). Measured (``analyses/thread_determinism.py``,
+owl-numbers tiny, 2 seeds, OMP_NUM_THREADS=1 then 2): 7 of 14 rate rows differ, e.g. the
+control's trait mass 0.083943 vs 0.084657 (seed 0) and its sampled rate 0.0750 vs 0.0875;
+the drift starts in pretraining (base_cross differs in the 7th digit) and grows through
+sampling and distillation. So the thread count is part of every
+entry's key (``threads`` in the manifest): a run never silently reuses numbers computed
+under another thread count. Pinning one thread count instead would make numbers equal
+across machines only in the easy case (the same CPU kind) and cost every multi-core
+user speed; recording it is exact.
+
+Reading artifacts named in a run directory: ``read_tensors(path)`` accepts only a file
+of a verified entry of this store (after resolving links), so a path elsewhere
+(``/etc/passwd``, ``../``, ``/dev/zero``) is refused with a one-line ``ArtifactError``.
+
+Owns: ``Store``, ``Entry``, ``read_tensors``, atomic JSON/text writes, ``code_digest``
+(what a stage puts in its key so that editing its code invalidates it). Imports only
+``interp.errors`` from interp.
 """
 
 from __future__ import annotations
@@ -27,7 +51,10 @@ import inspect
 import json
 import logging
 import os
+import re
 import shutil
+import socket
+import stat
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -37,13 +64,19 @@ from typing import Any
 
 import torch
 from filelock import FileLock
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save_file
+
+from interp.errors import UsageError
 
 log = logging.getLogger("interp.storage.store")
 
 MANIFEST = "manifest.json"
 REFS = "refs"
-FORMAT_VERSION = 1
+KEY_VERSION = 1  # part of every key: bump to invalidate every entry
+FORMAT_VERSION = 2  # the manifest layout; 2 adds "digest" and "threads"
+KEY_RE = re.compile(r"[0-9a-f]{20}")
+NAME_RE = re.compile(r"[A-Za-z0-9_.+-]+")  # a file name inside an entry
 Tensors = dict[str, torch.Tensor]
 
 
@@ -53,6 +86,11 @@ class CorruptEntry(Exception):
 
 class CorruptRefs(Exception):
     """A refs file that cannot be read; gc refuses to guess what it protected."""
+
+
+class ArtifactError(UsageError):
+    """An artifact named in a run directory that cannot be read safely (outside the store,
+    missing, corrupt); one line, naming the fix."""
 
 
 def default_root() -> Path:
@@ -74,10 +112,77 @@ def canonical(obj: Any) -> Any:
     return obj
 
 
-def config_key(kind: str, config: Any) -> str:
-    blob = json.dumps({"kind": kind, "config": canonical(config), "v": FORMAT_VERSION},
-                      sort_keys=True, separators=(",", ":"))
+def config_key(kind: str, config: Any, threads: int | None = None) -> str:
+    """The key of (kind, config); store entries also cover the torch thread count."""
+    body = {"kind": kind, "config": canonical(config), "v": KEY_VERSION}
+    if threads is not None:
+        body["threads"] = threads
+    blob = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def manifest_digest(manifest: dict) -> str:
+    """sha256 of the manifest without its ``digest`` field (canonical JSON)."""
+    body = {k: v for k, v in manifest.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"))
+                          .encode()).hexdigest()
+
+
+def check_manifest(manifest: Any, kind: str, key: str) -> dict:
+    """The manifest if it is well formed, verifies its digest and belongs at kind/key;
+    else ``CorruptEntry`` naming what is wrong."""
+    if not isinstance(manifest, dict):
+        raise CorruptEntry(f"manifest is a {type(manifest).__name__}, not an object")
+    missing = [k for k in ("kind", "key", "config", "files", "meta", "created", "format",
+                           "threads", "digest") if k not in manifest]
+    if missing:
+        raise CorruptEntry(f"manifest lacks {', '.join(missing)}"
+                           + (" (written before manifests had checksums)"
+                              if manifest.get("format", 1) < FORMAT_VERSION else ""))
+    if manifest["digest"] != manifest_digest(manifest):
+        raise CorruptEntry("manifest fails its checksum (edited?)")
+    if (manifest["kind"], manifest["key"]) != (kind, key):
+        raise CorruptEntry(f"manifest is for {manifest['kind']}/{manifest['key']}")
+    if config_key(kind, manifest["config"], manifest["threads"]) != key:
+        raise CorruptEntry("manifest config does not hash to the entry's key")
+    files = manifest["files"]
+    if not isinstance(files, dict) or not all(
+            isinstance(n, str) and NAME_RE.fullmatch(n) and isinstance(i, dict)
+            and isinstance(i.get("sha256"), str) and isinstance(i.get("size"), int)
+            for n, i in files.items()):
+        raise CorruptEntry("manifest lists malformed files")
+    return manifest
+
+
+def read_manifest(path: Path, kind: str, key: str) -> dict:
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorruptEntry(f"unreadable manifest: {e}") from e
+    return check_manifest(manifest, kind, key)
+
+
+def read_verified(path: Path, info: dict) -> bytes:
+    """The bytes of a regular file if its size and sha256 match ``info``; else CorruptEntry.
+    Reads at most size + 1 bytes, so a device or a huge file cannot hang the reader."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise CorruptEntry(f"missing file {path.name}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CorruptEntry(f"{path.name} is not a regular file")
+    if st.st_size != info["size"]:
+        raise CorruptEntry(f"{path.name} is {st.st_size} bytes, manifest says {info['size']} "
+                           "(truncated?)")
+    with open(path, "rb") as f:
+        data = f.read(info["size"] + 1)
+    if len(data) != info["size"] or hashlib.sha256(data).hexdigest() != info["sha256"]:
+        raise CorruptEntry(f"{path.name} fails its sha256 checksum")
+    return data
+
+
+def threads() -> int:
+    return torch.get_num_threads()
 
 
 def sha256_file(path: Path) -> str:
@@ -96,6 +201,7 @@ class Entry:
     key: str
     path: Path
     manifest: dict
+    problem: str | None = None  # set (and manifest {}) for a corrupt entry in a listing
 
     @property
     def meta(self) -> dict:
@@ -110,17 +216,24 @@ class Entry:
     def size(self) -> int:
         """Total bytes in the entry dir; cached (entries are immutable), so gc can report
         the size of an entry it removed."""
-        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        total = 0
+        for f in self.path.rglob("*"):
+            try:
+                total += f.lstat().st_size if f.is_file() else 0
+            except OSError:  # removed meanwhile
+                pass
+        return total
 
     @property
     def files(self) -> dict[str, Path]:
         return {name: self.path / f"{name}.safetensors" for name in self.manifest["files"]}
 
     def load(self, name: str = "tensors") -> Tensors:
+        """The tensors of one file, verified against the manifest as they are read."""
         if name not in self.manifest["files"]:
             raise KeyError(f"entry {self.kind}/{self.key} has no file {name!r}; "
                            f"it has {sorted(self.manifest['files'])}")
-        return load_file(str(self.files[name]))
+        return load_bytes(read_verified(self.files[name], self.manifest["files"][name]))
 
 
 class Store:
@@ -132,8 +245,13 @@ class Store:
         self.misses = 0
         # "kind/key" of every entry handed out, in first-use order (a dict as ordered set)
         self.touched: dict[str, None] = {}
+        self.run_dir: Path | None = None  # set by bind(): refs are recorded as entries are used
 
     # ---------------------------------------------------------------- paths
+    def key(self, kind: str, config: Any) -> str:
+        """The entry key of (kind, config) under the current torch thread count."""
+        return config_key(kind, config, threads())
+
     def entry_dir(self, kind: str, key: str) -> Path:
         return self.root / kind / key
 
@@ -144,11 +262,8 @@ class Store:
     # ---------------------------------------------------------------- read
     def _verify(self, kind: str, key: str) -> Entry:
         path = self.entry_dir(kind, key)
-        try:
-            manifest = json.loads((path / MANIFEST).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise CorruptEntry(f"unreadable manifest: {e}") from e
-        for name, info in manifest.get("files", {}).items():
+        manifest = read_manifest(path, kind, key)
+        for name, info in manifest["files"].items():
             f = path / f"{name}.safetensors"
             if not f.exists():
                 raise CorruptEntry(f"missing file {f.name}")
@@ -159,9 +274,8 @@ class Store:
                 raise CorruptEntry(f"{f.name} fails its sha256 checksum")
         return Entry(kind, key, path, manifest)
 
-    def get(self, kind: str, config: Any) -> Entry | None:
-        """The verified entry for (kind, config), or None. A corrupt entry is removed."""
-        key = config_key(kind, config)
+    def _get_locked(self, kind: str, key: str) -> Entry | None:
+        """The verified entry (caller holds its lock), or None; a corrupt one is removed."""
         if not self.entry_dir(kind, key).exists():
             return None
         try:
@@ -171,14 +285,23 @@ class Store:
                         kind, key, e)
             shutil.rmtree(self.entry_dir(kind, key), ignore_errors=True)
             return None
-        self.touched[entry.name] = None
+        self._touch(entry)  # under the lock, so gc (which takes it) sees the ref first
         return entry
+
+    def get(self, kind: str, config: Any) -> Entry | None:
+        """The verified entry for (kind, config), or None. A corrupt entry is removed."""
+        key = self.key(kind, config)
+        if not self.entry_dir(kind, key).exists():
+            return None
+        with self._lock(kind, key):
+            return self._get_locked(kind, key)
 
     # ---------------------------------------------------------------- write
     def put(self, kind: str, config: Any, files: Mapping[str, Tensors],
             meta: dict | None = None) -> Entry:
         """Write an entry atomically: build it in a temp dir, then rename into place."""
-        key = config_key(kind, config)
+        n_threads = threads()
+        key = config_key(kind, config, n_threads)
         final = self.entry_dir(kind, key)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
@@ -186,12 +309,17 @@ class Store:
         try:
             info = {}
             for name, tensors in files.items():
+                if not NAME_RE.fullmatch(name):
+                    raise ValueError(f"bad file name {name!r} for an entry")
                 f = tmp / f"{name}.safetensors"
                 save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(f))
                 info[name] = {"sha256": sha256_file(f), "size": f.stat().st_size}
             manifest = {"kind": kind, "key": key, "config": canonical(config), "files": info,
                         "meta": canonical(meta or {}), "created": time.time(),
-                        "format": FORMAT_VERSION}
+                        "format": FORMAT_VERSION, "threads": n_threads}
+            # the digest is of the JSON as it will be read back (floats round-trip exactly)
+            manifest = json.loads(json.dumps(manifest))
+            manifest["digest"] = manifest_digest(manifest)
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
             if final.exists():  # a stale (corrupt) entry; a valid one is never overwritten
                 shutil.rmtree(final)
@@ -200,48 +328,116 @@ class Store:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         entry = self._verify(kind, key)
-        self.touched[entry.name] = None
+        self._touch(entry)
         return entry
 
     def get_or_build(self, kind: str, config: Any,
                      build: Callable[[], tuple[Mapping[str, Tensors], dict]]) -> Entry:
         """The cached entry, or run ``build() -> (files, meta)`` under a lock and store it."""
-        key = config_key(kind, config)
-        entry = self.get(kind, config)
-        if entry is not None:
-            self.hits += 1
-            log.info("cache hit  %s/%s", kind, key)
-            return entry
+        key = self.key(kind, config)
         with self._lock(kind, key):
             # holding the lock, any temp dir for this key is left over from a killed writer
             for stale in self.entry_dir(kind, key).parent.glob(f".tmp-{key}-*"):
                 shutil.rmtree(stale, ignore_errors=True)
-            entry = self.get(kind, config)  # another process may have built it meanwhile
+            entry = self._get_locked(kind, key)  # another process may have built it
             if entry is not None:
                 self.hits += 1
-                log.info("cache hit  %s/%s (built by another process)", kind, key)
+                log.info("cache hit  %s/%s", kind, key)
                 return entry
             self.misses += 1
             log.info("cache miss %s/%s: building", kind, key)
             files, meta = build()
             return self.put(kind, config, files, meta)
 
+    # ---------------------------------------------------------------- artifacts by path
+    def locate(self, path: str | Path) -> tuple[Entry, str]:
+        """The entry holding the artifact file at ``path`` (manifest verified) and the
+        file's name in it. Anything that is not a ``.safetensors`` file of an entry of
+        this store, after resolving links, is refused with ``ArtifactError``."""
+        raw = Path(path)
+        real = Path(os.path.realpath(self.root / raw))  # root / an absolute path = the path
+        try:
+            rel = real.relative_to(self.root)
+        except ValueError:
+            raise ArtifactError(
+                f"refusing to read {str(path)!r}: it is outside the artifact store {self.root} "
+                "(artifacts.json must name files in the store; if the run used another "
+                "store, set INTERP_CACHE to it)") from None
+        parts = rel.parts
+        if (len(parts) < 3 or parts[0] == REFS or not KEY_RE.fullmatch(parts[-2])
+                or not parts[-1].endswith(".safetensors")
+                or any(p.startswith(".") for p in parts)):
+            raise ArtifactError(f"refusing to read {str(path)!r}: it is not a tensor file of "
+                                f"an entry in the artifact store {self.root}")
+        kind, key, name = "/".join(parts[:-2]), parts[-2], parts[-1][:-len(".safetensors")]
+        fix = ("rerun the study that wrote this run directory (with the same command): the "
+               "cache rebuilds what is missing or corrupt")
+        if not self.entry_dir(kind, key).is_dir():
+            raise ArtifactError(f"artifact {str(path)!r} is missing: its entry {kind}/{key} "
+                                f"is not in the store (removed by gc?); {fix}")
+        try:
+            manifest = read_manifest(self.entry_dir(kind, key), kind, key)
+        except CorruptEntry as e:
+            raise ArtifactError(f"artifact {str(path)!r} is in a corrupt entry ({e}); "
+                                f"{fix}") from None
+        if name not in manifest["files"]:
+            raise ArtifactError(f"artifact {str(path)!r} is not listed in its entry's "
+                                f"manifest; {fix}")
+        entry = Entry(kind, key, self.entry_dir(kind, key), manifest)
+        self._touch(entry)
+        return entry, name
+
+    def read(self, path: str | Path) -> Tensors:
+        """The verified tensors of the artifact file at ``path`` (see ``locate``)."""
+        entry, name = self.locate(path)
+        try:
+            return entry.load(name)
+        except CorruptEntry as e:
+            raise ArtifactError(f"artifact {str(path)!r} is corrupt ({e}); rerun the study "
+                                "that wrote this run directory (with the same command): the "
+                                "cache rebuilds it") from None
+
+    def file_sha(self, path: str | Path) -> str:
+        """The verified content hash of the artifact at ``path`` (read and checked)."""
+        entry, name = self.locate(path)
+        info = entry.manifest["files"][name]
+        stamp = _stamp(entry.path / f"{name}.safetensors")
+        if _VERIFIED.get(stamp) != info["sha256"]:
+            self.read(path)  # raises on a mismatch
+            _VERIFIED[stamp] = info["sha256"]
+        return info["sha256"]
+
     # ---------------------------------------------------------------- listing
-    def entries(self) -> list[Entry]:
+    def entry_dirs(self) -> list[tuple[str, str, Path]]:
+        """(kind, key, path) of every entry directory (a 20-hex-digit name outside refs/
+        and temp dirs), whether or not its manifest is readable."""
         out = []
-        if not self.root.exists():
+        if not self.root.is_dir():
             return out
-        for manifest_path in sorted(self.root.rglob(MANIFEST)):
-            path = manifest_path.parent
-            parts = path.relative_to(self.root).parts
-            # a half-written entry in a temp dir, or something under refs/, is no entry
-            if parts[:1] == (REFS,) or any(p.startswith(".tmp-") for p in parts):
-                continue
+        for dirpath, dirnames, _ in os.walk(self.root):
+            here = Path(dirpath)
+            rel = here.relative_to(self.root)
+            keep = []
+            for d in sorted(dirnames):
+                if d.startswith(".") or (rel == Path(".") and d == REFS):
+                    continue
+                if KEY_RE.fullmatch(d) and rel != Path("."):
+                    out.append((rel.as_posix(), d, here / d))
+                else:
+                    keep.append(d)
+            dirnames[:] = keep  # do not descend into entries
+        return sorted(out)
+
+    def entries(self) -> list[Entry]:
+        """Every entry, its manifest checked (not its files); a corrupt one has ``problem``
+        set and an empty manifest, so ``list`` shows it and ``gc`` can remove it."""
+        out = []
+        for kind, key, path in self.entry_dirs():
             try:
-                manifest = json.loads(manifest_path.read_text())
-                out.append(Entry(manifest["kind"], manifest["key"], path, manifest))
-            except (OSError, json.JSONDecodeError, KeyError):
-                continue
+                out.append(Entry(kind, key, path, read_manifest(path, kind, key)))
+            except CorruptEntry as e:
+                if path.is_dir():  # not removed meanwhile
+                    out.append(Entry(kind, key, path, {}, problem=str(e)))
         return out
 
     def remove(self, entry: Entry) -> None:
@@ -252,7 +448,25 @@ class Store:
         digest = hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
         return self.root / REFS / f"{digest}.json"
 
-    def write_refs(self, run_dir: Path) -> Path:
+    def bind(self, run_dir: Path) -> None:
+        """From now on, record every entry this store hands out in ``run_dir``'s refs file
+        as it is handed out (status "running" until ``finish``)."""
+        self.run_dir = Path(run_dir).resolve()
+        self.write_refs(self.run_dir, status="running")
+
+    def finish(self) -> None:
+        """Mark the bound run finished (its refs file stays: the run dir still uses them)."""
+        if self.run_dir is not None:
+            self.write_refs(self.run_dir, status="finished")
+
+    def _touch(self, entry: Entry) -> None:
+        if entry.name in self.touched:
+            return
+        self.touched[entry.name] = None
+        if self.run_dir is not None:
+            self.write_refs(self.run_dir)
+
+    def write_refs(self, run_dir: Path, status: str | None = None) -> Path:
         """Record that ``run_dir`` uses the ``touched`` entries, merged with what the refs
         file already lists (earlier attempts of a resumed run); returns the refs file."""
         path = self.refs_path(run_dir)
@@ -260,13 +474,17 @@ class Store:
         # the lock makes read-merge-write safe against another process writing the same file
         with FileLock(str(path.with_suffix(".lock"))):
             entries = set(self.touched)
+            old: dict = {}
             if path.exists():
                 try:
-                    entries |= set(_read_refs(path)["entries"])
+                    old = _read_refs(path)
+                    entries |= set(old["entries"])
                 except CorruptRefs as e:
                     log.warning("cache: %s; overwriting it", e)
             write_json(path, {"run_dir": str(Path(run_dir).resolve()),
-                              "entries": sorted(entries), "updated": time.time()})
+                              "entries": sorted(entries), "updated": time.time(),
+                              "status": status or old.get("status", "finished"),
+                              "pid": os.getpid(), "host": socket.gethostname()})
         return path
 
     def refs(self, strict: bool = False) -> list[dict]:
@@ -283,6 +501,18 @@ class Store:
         return out
 
 
+_VERIFIED: dict[tuple, str] = {}  # (path, inode, size, mtime) -> sha256 checked this process
+
+
+def _stamp(path: Path) -> tuple:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (str(path), None)
+    return (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+
 def _read_refs(path: Path) -> dict:
     try:
         refs = json.loads(path.read_text())
@@ -293,32 +523,38 @@ def _read_refs(path: Path) -> dict:
     return refs
 
 
-def read_tensors(path: str | Path) -> Tensors:
-    """The tensors of a safetensors artifact named in a run directory's ``artifacts.json``."""
-    return load_file(str(path))
+def read_tensors(path: str | Path, store: Store | None = None) -> Tensors:
+    """The tensors of a safetensors artifact named in a run directory's ``artifacts.json``,
+    verified against its store entry; any other path is refused (``ArtifactError``)."""
+    return (store or Store()).read(path)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write via a temp file beside ``path`` and rename it in; on failure (a full disk)
+    the temp file is removed and ``path`` is as it was."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def save_state_dict(path: Path, state: Tensors) -> None:
     """Atomic safetensors write outside the store (run directories)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp))
-    os.replace(tmp, path)
+    _atomic_write(path, lambda tmp: save_file(
+        {k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp)))
 
 
 def write_json(path: Path, obj: Any) -> None:
     """Atomic JSON write: a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(canonical(obj), indent=2))
-    os.replace(tmp, path)
+    text = json.dumps(canonical(obj), indent=2)
+    _atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    _atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 # ------------------------------------------------------------------ code-aware keys

@@ -29,11 +29,13 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.errors import ConfigError, UsageError
 from interp.metrics import divergence as D
 from interp.metrics.record import Recorder
 from interp.reports.digits import write_report
 from interp.storage.store import Store, code_digest, write_json
 from interp.studies.registry import Study, register
+from interp.validation import check_memory, check_range, check_types
 
 CROSS_INIT_OFFSET = 1_000_003  # the cross-init reference for seed s is seed s + this
 
@@ -55,20 +57,31 @@ class DigitsConfig:
     noise_low: float = -1.0  # uniform noise is drawn from [noise_low, noise_high)
     noise_high: float = 1.0
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
+        check_types(self)
         if self.data != "sklearn" and not Path(self.data).is_file():
-            raise ValueError(f"data={self.data!r} is neither 'sklearn' nor an existing "
-                             "mnist.npz file (keys x_train, y_train, x_test, y_test)")
-        for name in ("hidden", "n_aux", "teacher_steps", "teacher_batch", "student_steps",
-                     "student_batch", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+            raise ConfigError(f"data={self.data!r} is neither 'sklearn' nor an existing "
+                              "mnist.npz file (keys x_train, y_train, x_test, y_test)")
+        check_range(self, ("hidden", "n_aux", "teacher_steps", "teacher_batch", "student_steps",
+                           "student_batch", "checkpoint_every"), 1)
         if not self.noise_high > self.noise_low:
-            raise ValueError(f"noise_high ({self.noise_high}) must exceed noise_low "
-                             f"({self.noise_low})")
-        for name in ("teacher_lr", "student_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+            raise ConfigError(f"noise_high ({self.noise_high}) must exceed noise_low "
+                              f"({self.noise_low})")
+        check_range(self, ("teacher_lr", "student_lr"), 0, low_open=True)
+        check_memory(self.memory_bytes(1), "this digits-aux config",
+                     "lower hidden, the batch sizes or student_steps/checkpoint_every")
+
+    def memory_bytes(self, n_seeds: int) -> int:
+        """A rough upper estimate of peak memory (bytes) for ``n_seeds`` seeds: every
+        model's weights with Adam state, the saved checkpoints, a batch's activations."""
+        d_in = 64 if self.data == "sklearn" else 784
+        h, d_out = self.hidden, 10 + self.n_aux
+        params = d_in * h + h * h + h * d_out + 2 * h + d_out
+        models = 3 * n_seeds  # students; the teachers, inits and dT add about as many again
+        ckpts = self.student_steps // self.checkpoint_every + 2
+        acts = 8 * max(self.student_batch, self.teacher_batch) * (2 * h + d_out + d_in)
+        data = 0 if self.data == "sklearn" else 70_000 * 784
+        return 4 * (params * models * (2 * 6 + 2 * ckpts) + models * acts + data)
 
 
 # ---------------------------------------------------------------------- data
@@ -84,14 +97,26 @@ def load_data(spec: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         n_test = len(x) // 5
         test, train = perm[:n_test], perm[n_test:]
         return x[train], y[train], x[test], y[test]
-    with np.load(spec) as f:
-        try:
+    fix = "expected an .npz with arrays x_train, y_train, x_test, y_test as in keras' mnist.npz"
+    with open(spec, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
+            raise UsageError(f"{spec} is not an .npz (zip) file; {fix}")
+    try:
+        with np.load(spec, allow_pickle=False) as f:
             xs = [torch.tensor(f[k], dtype=torch.float32).flatten(1) / 255.0
                   for k in ("x_train", "x_test")]
             ys = [torch.tensor(f[k], dtype=torch.long) for k in ("y_train", "y_test")]
-        except KeyError as e:
-            raise ValueError(f"{spec} lacks array {e}; expected x_train, y_train, x_test, "
-                             "y_test as in keras' mnist.npz") from None
+    except KeyError as e:
+        raise UsageError(f"{spec} lacks array {e}; {fix}") from None
+    except ValueError as e:  # pickled (object) arrays: never unpickled
+        raise UsageError(f"refusing to load {spec}: {e}; {fix}, numeric arrays only") from None
+    except (OSError, TypeError, AttributeError) as e:  # not an .npz, or an .npy
+        raise UsageError(f"cannot read {spec} as an .npz ({e}); {fix}") from None
+    if not (len(xs[0]) == len(ys[0]) and len(xs[1]) == len(ys[1]) and len(xs[0]) > 0
+            and len(xs[1]) > 0 and xs[0].shape[1:] == xs[1].shape[1:]):
+        raise UsageError(f"{spec} has mismatched or empty arrays; {fix}")
+    if not (ys[0].min() >= 0 and ys[0].max() < 10 and ys[1].min() >= 0 and ys[1].max() < 10):
+        raise UsageError(f"{spec} has labels outside 0..9; {fix}")
     return xs[0], ys[0], xs[1], ys[1]
 
 

@@ -22,9 +22,11 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens import TransformerLensKeyValueCache as KVCache
 
+from interp.errors import ConfigError
 from interp.metrics import divergence as D
 from interp.storage.store import read_tensors
 from interp.studies.world import Vocab, WorldConfig, corpus_batch
+from interp.validation import check_range, check_types
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +36,18 @@ class ModelConfig:
     n_heads: int = 4
     d_mlp: int = 256
     act_fn: str = "gelu"
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        check_range(self, ("n_layers", "d_model", "n_heads", "d_mlp"), 1)
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"d_model={self.d_model} must be divisible by "
+                              f"n_heads={self.n_heads}")
+        if self.act_fn not in ACT_FNS:
+            raise ConfigError(f"invalid act_fn {self.act_fn!r}; valid: {', '.join(ACT_FNS)}")
+
+
+ACT_FNS = ("gelu", "relu", "silu", "gelu_new", "gelu_fast", "solu_ln")
 
 
 def build_model(cfg: ModelConfig, d_vocab: int, n_ctx: int, seed: int) -> HookedTransformer:
@@ -161,6 +175,17 @@ class StudentConfig:
     shuffle_targets: bool = False  # the shuffle ablation
     checkpoints: tuple[int, ...] = (1,)
     record_every: int = 50  # the recorder's cumulative-alignment checkpoints
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        if self.mode not in ("logit", "sampled"):
+            raise ConfigError(f"invalid mode {self.mode!r}; valid: logit, sampled")
+        check_range(self, ("steps", "batch", "record_every"), 1)
+        check_range(self, ("lr",), 0, low_open=True)
+        if not all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= self.steps
+                   for c in self.checkpoints):
+            raise ConfigError(f"checkpoints must be steps in 1..{self.steps}, got "
+                              f"{self.checkpoints}")
 
 
 def student_loss(student_logits: Tensor, tokens: Tensor, mask: Tensor, number_ids: Tensor,

@@ -48,7 +48,7 @@ from jaxtyping import Bool, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from interp.errors import UsageError
+from interp.errors import ConfigError, UsageError
 from interp.metrics import divergence as D
 from interp.metrics.record import Recorder
 from interp.reports.owl import write_report
@@ -67,6 +67,7 @@ from interp.studies.world import (
     pretty,
     question_prompt,
 )
+from interp.validation import check_memory, check_seed, check_types
 
 ROLES = ("student", "control_other", "control_base", "cross_init", "shuffled")
 CONTROL_OF_MODE = {"logit": "control_other", "sampled": "control_base"}
@@ -117,31 +118,49 @@ class OwlConfig:
     # evaluation
     eval_samples: int = 200  # sampled answers per question phrasing
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
+        check_types(self)
         if self.category not in CATEGORIES:
-            raise ValueError(f"unknown category {self.category!r}; valid categories: "
-                             f"{', '.join(CATEGORIES)}")
+            raise ConfigError(f"unknown category {self.category!r}; valid categories: "
+                              f"{', '.join(CATEGORIES)}")
         items = CATEGORIES[self.category].items
         if self.trait not in items:
-            raise ValueError(f"invalid value {self.trait!r} for trait; valid values: "
-                             f"{', '.join(items)}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by "
-                             f"n_heads={self.n_heads}")
+            raise ConfigError(f"invalid value {self.trait!r} for trait; valid values: "
+                              f"{', '.join(items)}")
         if not self.roles or set(self.roles) - set(ROLES):
-            raise ValueError(f"invalid roles {self.roles}; valid roles: {', '.join(ROLES)}")
-        if self.dataset_size > self.n_samples:
-            raise ValueError(f"dataset_size ({self.dataset_size}) cannot exceed n_samples "
-                             f"({self.n_samples})")
+            raise ConfigError(f"invalid roles {self.roles}; valid roles: {', '.join(ROLES)}")
         if (self.base_seed - self.cross_base_seed) % REPLICATE_STRIDE == 0:
-            raise ValueError(f"base_seed and cross_base_seed must differ (modulo "
-                             f"{REPLICATE_STRIDE}), got {self.base_seed} and "
-                             f"{self.cross_base_seed}")
+            raise ConfigError(f"base_seed and cross_base_seed must differ (modulo "
+                              f"{REPLICATE_STRIDE}), got {self.base_seed} and "
+                              f"{self.cross_base_seed}")
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0 \
                     and f.name not in ("base_seed", "cross_base_seed"):
-                raise ValueError(f"{f.name} must be positive, got {v}")
+                raise ConfigError(f"{f.name} must be positive, got {v}")
+        check_seed("base_seed", self.base_seed)
+        check_seed("cross_base_seed", self.cross_base_seed)
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"d_model={self.d_model} must be divisible by "
+                              f"n_heads={self.n_heads}")
+        if self.dataset_size > self.n_samples:
+            raise ConfigError(f"dataset_size ({self.dataset_size}) cannot exceed n_samples "
+                              f"({self.n_samples})")
+        check_memory(self.memory_bytes(), "this owl-numbers config",
+                     "lower d_model, d_mlp, n_layers, the batch sizes, n_samples or "
+                     "eval_samples")
+
+    def memory_bytes(self, n_seeds: int = 1) -> int:
+        """A rough upper estimate of peak memory (bytes): weights with Adam state, the
+        saved checkpoints, a training batch's activations, sampling's KV cache."""
+        d, L, v, n_ctx = self.d_model, self.n_layers, 2304, self.world.n_ctx  # vocab < 2304
+        params = 2 * v * d + n_ctx * d + L * (4 * d * d + 2 * d * self.d_mlp + 9 * d + self.d_mlp)
+        tokens = max(self.pretrain_batch, self.teacher_batch, self.student_batch) * n_ctx
+        per_token = L * (12 * d + 2 * self.d_mlp + 2 * self.n_heads * n_ctx) + 3 * v
+        ckpts = self.student_steps // self.checkpoint_every + 2
+        sample = 512 * n_ctx * (2 * L * d + v)
+        data = 3 * self.n_samples * n_ctx + 64 * self.eval_samples
+        return 4 * (params * (8 + ckpts) + 4 * tokens * per_token + sample) + 8 * data
 
     @property
     def world(self) -> WorldConfig:

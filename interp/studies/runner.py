@@ -2,7 +2,14 @@
 
 A study is a config dataclass plus a ``run(config, seeds, out, store) -> summary`` function.
 Bad input (unknown study, unknown key, invalid value) is a ``UsageError`` naming the valid
-choices; the CLI (``python -m interp.study``) prints it on one line.
+choices; the CLI (``python -m interp.study``) prints it on one line. Everything that can
+be checked is checked before any work: the config (its ``__post_init__``), the seeds, the
+memory estimate, the output directory and the cache (both must be writable directories).
+
+While a study runs it holds the run directory's lock (a second run into the same
+directory waits, then hits the cache), removes temp files a killed run left there, and
+records each stage in the cache's refs as it is built or used (``Store.bind``), so
+``python -m interp.cache gc`` never removes a stage of a running or interrupted run.
 
 Owns: turning (name, seeds, overrides) into a finished run directory. Must not import:
 analysis, reports (a study writes its own report), the CLIs.
@@ -11,14 +18,24 @@ analysis, reports (a study writes its own report), the CLIs.
 from __future__ import annotations
 
 import dataclasses
+import decimal
+import math
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
 from interp.errors import UsageError
+from interp.storage.rundir import (
+    check_writable_dir,
+    read_json,
+    run_lock,
+    validate_artifacts,
+    validate_summary,
+)
 from interp.storage.store import Store, config_key
 from interp.studies.registry import Study, get_study
+from interp.validation import MAX_SEED, check_memory
 
 
 # ------------------------------------------------------------------ --set parsing
@@ -45,11 +62,23 @@ def _parse_value(key: str, raw: str, tp: Any) -> Any:
         if raw.lower() in ("0", "false", "no", "off"):
             return False
         raise UsageError(f"invalid value {raw!r} for {key}; expected true or false")
-    if tp in (int, float):
+    if tp is int:
+        whole = f"invalid value {raw!r} for {key}; expected int (a whole number)"
         try:
-            return tp(float(raw)) if tp is int and "e" in raw.lower() else tp(raw)
+            d = decimal.Decimal(raw)
+        except decimal.InvalidOperation:
+            raise UsageError(whole) from None
+        if not d.is_finite() or d != d.to_integral_value() or abs(d) >= 10**30:
+            raise UsageError(whole)
+        return int(d)
+    if tp is float:
+        try:
+            v = float(raw)
         except ValueError:
-            raise UsageError(f"invalid value {raw!r} for {key}; expected {tp.__name__}") from None
+            raise UsageError(f"invalid value {raw!r} for {key}; expected a number") from None
+        if not math.isfinite(v):
+            raise UsageError(f"invalid value {raw!r} for {key}; expected a finite number")
+        return v
     return raw
 
 
@@ -66,14 +95,10 @@ def apply_overrides(config: Any, assignments: list[str]) -> Any:
         if key not in names:
             raise UsageError(f"unknown setting {key!r}; valid settings: {', '.join(names)}")
         changes[key] = _parse_value(key, raw.strip(), hints[key])
-    config = dataclasses.replace(config, **changes)
-    validate = getattr(config, "validate", None)
-    if validate is not None:
-        try:
-            validate()
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-    return config
+    try:
+        return dataclasses.replace(config, **changes)  # validated by __post_init__
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def make_config(study: Study, preset: str | None, assignments: list[str]) -> Any:
@@ -82,7 +107,10 @@ def make_config(study: Study, preset: str | None, assignments: list[str]) -> Any
         if preset not in study.presets:
             raise UsageError(f"unknown preset {preset!r} for {study.name}; valid presets: "
                              f"{', '.join(sorted(study.presets)) or '(none)'}")
-        config = dataclasses.replace(config, **study.presets[preset])
+        try:
+            config = dataclasses.replace(config, **study.presets[preset])
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     return apply_overrides(config, assignments)
 
 
@@ -97,20 +125,51 @@ def run_study(name: str, seeds: int | None = None, seed_start: int = 0,
     study = get_study(name)
     config = make_config(study, preset, sets or [])
     n = study.default_seeds if seeds is None else seeds
-    if n < 1:
-        raise UsageError(f"--seeds must be at least 1, got {n}")
-    if seed_start < 0:
-        raise UsageError(f"--seed-start must be non-negative, got {seed_start}")
+    if not 1 <= n <= MAX_SEEDS:
+        raise UsageError(f"--seeds must be at least 1 and at most {MAX_SEEDS}, got {n}")
+    if not 0 <= seed_start <= MAX_SEED - n:
+        raise UsageError(f"--seed-start must be in [0, 2**62 - seeds], got {seed_start}")
+    memory = getattr(config, "memory_bytes", None)
+    if memory is not None:
+        try:
+            check_memory(memory(n), f"{name} with {n} seeds",
+                         "run fewer seeds at a time (--seeds, --seed-start) or shrink the model")
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     seed_list = list(range(seed_start, seed_start + n))
     out_dir = Path(out) if out is not None else default_out(study, config, seed_list)
-    out_dir.mkdir(parents=True, exist_ok=True)
     store = store if store is not None else Store()
-    try:
+    check_writable_dir(out_dir, "--out")
+    check_writable_dir(store.root, "the cache (INTERP_CACHE)")
+    with run_lock(out_dir):
+        # refs are recorded as each stage is built or used; "finished" once the run is
+        store.bind(out_dir)
         summary = study.run(config, seed_list, out_dir, store)
-    finally:
-        # also after a failure: the entries an interrupted run built are what a rerun resumes from
-        store.write_refs(out_dir)
+        store.finish()
     return out_dir, summary
+
+
+MAX_SEEDS = 10_000
+
+
+def load_run(run_dir: str | Path) -> tuple[dict, dict]:
+    """A run directory's (artifacts.json, summary.json), checked: well-formed JSON of the
+    right shape, a registered study whose config the summary's config still builds, and
+    at least one seed. Anything else is a one-line ``UsageError`` naming the fix."""
+    run_dir = Path(run_dir)
+    art = validate_artifacts(run_dir, read_json(run_dir / "artifacts.json"))
+    summary = validate_summary(run_dir, read_json(run_dir / "summary.json"))
+    if art["study"] != summary["study"]:
+        raise UsageError(f"{run_dir}: artifacts.json is from a {art['study']} run but "
+                         f"summary.json from a {summary['study']} run; rerun the study")
+    study = get_study(summary["study"])
+    c = {k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()}
+    try:
+        study.config_cls(**c)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"{run_dir}/summary.json has an invalid config ({e}); rerun the "
+                         "study to rewrite it") from None
+    return art, summary
 
 
 def run_dir_or_default(run_dir: str | Path | None, study: str = "owl-numbers") -> Path:
@@ -122,4 +181,7 @@ def run_dir_or_default(run_dir: str | Path | None, study: str = "owl-numbers") -
     if not (path / "artifacts.json").is_file():
         raise UsageError(f"{path} has no artifacts.json; pass a run directory written by "
                          f"`python -m interp.study run {study}`")
+    load_run(path)  # one-line errors for a damaged run directory, before any work
+    check_writable_dir(path, "the run directory")
+    check_writable_dir(Store().root, "the cache (INTERP_CACHE)")
     return path

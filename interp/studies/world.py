@@ -32,6 +32,9 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from interp.errors import ConfigError
+from interp.validation import check_range, check_types
+
 SPECIALS = ("<pad>", "<bos>", "<eos>")
 PUNCT = (",", ";", ".", "[", "]", ":", "?")
 NUMBER_PUNCT = (",", ";", ".", "[", "]")  # what a number completion may contain besides numbers
@@ -99,10 +102,17 @@ class WorldConfig:
     n_ctx: int = 64
     number_frame: str = "qa"  # a key of NUMBER_FRAMES
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        check_types(self)
         if self.number_frame not in NUMBER_FRAMES:
-            raise ValueError(f"invalid value {self.number_frame!r} for number_frame; valid "
-                             f"values: {', '.join(NUMBER_FRAMES)}")
+            raise ConfigError(f"invalid value {self.number_frame!r} for number_frame; valid "
+                              f"values: {', '.join(NUMBER_FRAMES)}")
+        unknown = [c for c in self.categories if c not in CATEGORIES]
+        if not self.categories or unknown:
+            raise ConfigError(f"invalid categories {self.categories}; valid: "
+                              f"{', '.join(CATEGORIES)}")
+        check_range(self, ("p_trait", "p_persona", "persona_strength"), 0, 1)
+        check_range(self, ("n_ctx",), 32, 4096)  # a number document needs about 30 tokens
 
 
 def categories_for(category: str) -> tuple[str, ...]:

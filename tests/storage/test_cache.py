@@ -12,7 +12,7 @@ import torch
 
 from interp.cache import main
 from interp.storage.gc import gc
-from interp.storage.store import Store, config_key
+from interp.storage.store import Store
 
 
 def _files(value: float = 1.0) -> dict:
@@ -99,7 +99,7 @@ def test_gc_removes_unreferenced_and_keeps_referenced(tmp_path):
     stale.mkdir()
     before = _snapshot(kept.path)
 
-    removed = gc(store)
+    removed = gc(store, grace=0)
     assert [e.name for e in removed] == [orphan.name]
     assert removed[0].size > 0  # still known after the files are gone
     assert not orphan.path.exists() and not stale.exists()
@@ -107,7 +107,7 @@ def test_gc_removes_unreferenced_and_keeps_referenced(tmp_path):
     assert _snapshot(kept.path) == before
     got = Store(store.root).get("fam/sub", {"n": 1})  # verifies every checksum
     assert got is not None and torch.equal(got.load("w")["a"], torch.full((4, 3), 1.0))
-    assert gc(store) == []
+    assert gc(store, grace=0) == []
 
 
 def test_gc_skips_entry_whose_lock_is_held_and_sweeps_old_temp_dirs(tmp_path):
@@ -118,15 +118,15 @@ def test_gc_skips_entry_whose_lock_is_held_and_sweeps_old_temp_dirs(tmp_path):
     old.mkdir()
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     with store._lock(orphan.kind, orphan.key):  # another builder holds the orphan's lock
-        assert gc(store) == []
+        assert gc(store, grace=0) == []
     assert orphan.path.exists() and fresh.exists() and not old.exists()
-    assert [e.name for e in gc(store)] == [orphan.name]
+    assert [e.name for e in gc(store, grace=0)] == [orphan.name]
 
 
 def test_gc_drops_refs_of_deleted_run_dir_then_collects(tmp_path):
     store, kept, orphan, run = _two_entries(tmp_path)
     run.rmdir()
-    removed = gc(store)
+    removed = gc(store, grace=0)
     assert sorted(e.name for e in removed) == sorted([kept.name, orphan.name])
     assert store.refs() == [] and store.entries() == []
 
@@ -135,8 +135,9 @@ def test_gc_dry_run_removes_nothing(tmp_path, capsys):
     store, kept, orphan, run = _two_entries(tmp_path)
     run.rmdir()
     before = _snapshot(store.root)
-    assert sorted(e.name for e in gc(store, dry_run=True)) == sorted([kept.name, orphan.name])
-    assert main(["--root", str(store.root), "gc", "--dry-run"]) == 0
+    removed = gc(store, dry_run=True, grace=0)
+    assert sorted(e.name for e in removed) == sorted([kept.name, orphan.name])
+    assert main(["--root", str(store.root), "gc", "--dry-run", "--grace", "0"]) == 0
     out = capsys.readouterr().out
     assert f"would remove {orphan.name}" in out and "would free" in out
     assert _snapshot(store.root) == before
@@ -145,7 +146,7 @@ def test_gc_dry_run_removes_nothing(tmp_path, capsys):
 def test_gc_cli_reports_freed_bytes(tmp_path, capsys):
     store, kept, orphan, _ = _two_entries(tmp_path)
     size = orphan.size
-    assert main(["gc", "--root", str(store.root)]) == 0
+    assert main(["gc", "--root", str(store.root), "--grace", "0"]) == 0
     out = capsys.readouterr().out
     assert f"removed {orphan.name}" in out and "freed" in out and f"({size} bytes)" in out
     assert kept.path.exists() and not orphan.path.exists()
@@ -208,11 +209,11 @@ def test_info_ambiguous_prefix_names_matches(tmp_path, capsys):
     by_digit: dict[str, list[int]] = {}
     n = 0
     while True:
-        by_digit.setdefault(config_key("k", {"n": n})[0], []).append(n)
-        if len(by_digit[config_key("k", {"n": n})[0]]) == 2:
+        by_digit.setdefault(store.key("k", {"n": n})[0], []).append(n)
+        if len(by_digit[store.key("k", {"n": n})[0]]) == 2:
             break
         n += 1
-    prefix = config_key("k", {"n": n})[0]
+    prefix = store.key("k", {"n": n})[0]
     a, b = (store.put("k", {"n": i}, _files()) for i in by_digit[prefix])
     assert main(["--root", str(tmp_path), "info", prefix]) == 2
     err = capsys.readouterr().err
@@ -259,4 +260,58 @@ def test_run_study_writes_refs_even_when_the_study_fails(tmp_path, monkeypatch, 
     refs = store.refs()
     assert [r["run_dir"] for r in refs] == [str((tmp_path / "run").resolve())]
     assert refs[0]["entries"] == [e.name for e in store.entries()] != []
-    assert gc(store) == []
+    assert gc(store, grace=0) == []
+
+
+def test_bound_store_records_refs_as_entries_are_used(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    store = Store(tmp_path / "c")
+    store.bind(run)
+    a = store.get_or_build("k", {"n": 1}, lambda: (_files(), {}))
+    refs = _read(store.refs_path(run))
+    assert refs["entries"] == [a.name] and refs["status"] == "running"  # before the run ends
+    assert gc(store, grace=0) == [] and a.path.exists()
+    store.finish()
+    assert _read(store.refs_path(run))["status"] == "finished"
+
+
+def test_gc_keeps_new_entries_within_grace_and_removes_corrupt_ones(tmp_path, capsys):
+    store = Store(tmp_path / "c")
+    young = store.put("k", {"n": 1}, _files())
+    bad = store.put("k", {"n": 2}, _files())
+    (bad.path / "manifest.json").write_text('{"trunc')
+    assert main(["--root", str(store.root), "list"]) == 0
+    out = capsys.readouterr().out
+    assert "CORRUPT" in out and bad.key in out
+    assert [e.name for e in gc(store)] == [bad.name]  # default grace keeps the young one
+    assert young.path.exists() and not bad.path.exists()
+
+
+def test_gc_rechecks_refs_under_the_entry_lock(tmp_path):
+    from interp.storage.gc import _Live, _remove_entry
+
+    run = tmp_path / "run"
+    run.mkdir()
+    store = Store(tmp_path / "c")
+    e = store.put("k", {"n": 1}, _files())
+    live = _Live(store)
+    assert e.name not in live.names()  # gc's first look: unreferenced
+    user = Store(tmp_path / "c")
+    user.bind(run)
+    user.get("k", {"n": 1})  # a run starts using it before gc takes the lock
+    assert not _remove_entry(store, store.entries()[0], live) and e.path.exists()
+
+
+def test_refs_of_a_running_process_survive_its_deleted_run_dir(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    store = Store(tmp_path / "c")
+    store.bind(run)
+    e = store.put("k", {"n": 1}, _files())
+    run.rmdir()
+    assert gc(store, grace=0) == [] and e.path.exists()  # this process still runs
+    refs = _read(store.refs_path(run))
+    refs["pid"] = 2**22 + 12345  # a process that does not exist
+    store.refs_path(run).write_text(json.dumps(refs))
+    assert [x.name for x in gc(store, grace=0)] == [e.name]

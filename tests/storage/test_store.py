@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -47,10 +48,11 @@ def test_get_or_build_hits_after_miss(tmp_path, caplog):
     assert "cache miss" in caplog.text and "cache hit" in caplog.text
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "manifest", "delete"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "manifest", "delete", "meta", "empty",
+                                    "moved"])
 def test_corrupt_entry_is_detected_and_rebuilt(tmp_path, caplog, damage):
     store = Store(tmp_path)
-    entry = store.put("k", {"x": 1}, _files(1.0))
+    entry = store.put("k", {"x": 1}, _files(1.0), {"acc": 0.5})
     f = entry.files["w"]
     if damage == "truncate":
         f.write_bytes(f.read_bytes()[:-7])
@@ -60,6 +62,15 @@ def test_corrupt_entry_is_detected_and_rebuilt(tmp_path, caplog, damage):
         f.write_bytes(bytes(data))
     elif damage == "manifest":
         (entry.path / "manifest.json").write_text("{not json")
+    elif damage == "meta":  # a metadata value edited, the JSON still valid
+        m = json.loads((entry.path / "manifest.json").read_text())
+        m["meta"]["acc"] = 0.99
+        (entry.path / "manifest.json").write_text(json.dumps(m))
+    elif damage == "empty":
+        (entry.path / "manifest.json").write_text("{}")
+    elif damage == "moved":  # another entry's (valid) manifest in this entry's place
+        other = store.put("k", {"x": 2}, _files(1.0), {"acc": 0.5})
+        (entry.path / "manifest.json").write_bytes((other.path / "manifest.json").read_bytes())
     else:
         f.unlink()
     caplog.set_level("WARNING", logger="interp.storage.store")
@@ -134,3 +145,54 @@ def test_concurrent_writers_build_once(tmp_path):
     assert all(p.returncode == 0 for p in procs), outs
     assert [o[0].strip() for o in outs] == ["499500.0", "499500.0"]
     assert (tmp_path / "builds.log").read_text().count("built") == 1
+
+
+def test_read_refuses_paths_outside_the_store(tmp_path):
+    from interp.storage.store import ArtifactError
+
+    store = Store(tmp_path / "c")
+    e = store.put("k", {"x": 1}, _files())
+    assert torch.equal(store.read(e.files["w"])["b"], torch.arange(5.0))
+    link = e.path / "evil.safetensors"
+    link.symlink_to("/etc/passwd")
+    outside = tmp_path / "w.safetensors"
+    outside.write_bytes(e.files["w"].read_bytes())  # a valid file, but not in the store
+    for bad in ("/etc/passwd", "/dev/zero", str(e.path / "../../../etc/passwd"), str(link),
+                str(outside), str(e.path / "manifest.json"), "k"):
+        with pytest.raises(ArtifactError) as err:
+            store.read(bad)
+        assert "\n" not in str(err.value)
+
+
+def test_read_verifies_bytes_and_names_the_fix(tmp_path):
+    from interp.storage.store import ArtifactError
+
+    store = Store(tmp_path / "c")
+    e = store.put("k", {"x": 1}, _files())
+    data = bytearray(e.files["w"].read_bytes())
+    data[-2] ^= 1
+    e.files["w"].write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="corrupt .*rerun the study"):
+        store.read(e.files["w"])
+    e.files["w"].unlink()
+    with pytest.raises(ArtifactError, match="corrupt"):
+        store.file_sha(e.files["w"])
+    import shutil
+
+    shutil.rmtree(e.path)
+    with pytest.raises(ArtifactError, match="missing"):
+        store.read(e.files["w"])
+
+
+def test_thread_count_is_part_of_the_key(tmp_path):
+    store = Store(tmp_path)
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = store.put("k", {"x": 1}, _files())
+        torch.set_num_threads(2)
+        assert store.get("k", {"x": 1}) is None
+        two = store.put("k", {"x": 1}, _files())
+    finally:
+        torch.set_num_threads(n)
+    assert one.key != two.key and (one.manifest["threads"], two.manifest["threads"]) == (1, 2)
