@@ -29,6 +29,8 @@ from typing import Literal
 
 import numpy as np
 import torch
+from jaxtyping import Int
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.analysis.results import Causal, FingerprintResult, PromptSplit, SeedFingerprint
@@ -86,7 +88,8 @@ def _owl_config(summary: dict):
     return OwlConfig(**c)
 
 
-def sae_corpus(cfg, vocab, fcfg: FingerprintConfig, data_tokens: torch.Tensor) -> torch.Tensor:
+def sae_corpus(cfg, vocab, fcfg: FingerprintConfig, data_tokens: Int[Tensor, "n pos"]) \
+        -> Int[Tensor, "m pos"]:
     """The mix the models saw: pretraining documents (numbers and trait questions) and the
     teacher's number data, as one token batch."""
     from interp.studies.world import corpus_batch, pad
