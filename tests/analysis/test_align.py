@@ -52,10 +52,9 @@ def test_gauss_newton_form_is_minus_grad_dot_dT_to_first_order(aligned, tmp_path
     """For a teacher one small step eps * dT from theta_0, the sign check's autograd
     -grad L(theta_0) . (eps dT) and its Gauss-Newton form (one JVP) agree to first order,
     on the real probe of each study (the form is >= 0 by construction; this tests its value)."""
-    from safetensors.torch import save_file
-
     from interp.analysis.align import PROBES, sign_check
     from interp.metrics import alignment as A
+    from interp.storage.store import Store
 
     out, _ = aligned
     eps = 1e-2
@@ -65,9 +64,11 @@ def test_gauss_newton_form_is_minus_grad_dot_dT_to_first_order(aligned, tmp_path
     t0, t = load_file(roles["theta_0"]), load_file(roles["teacher"])
     dT = A.delta(t, t0)
     near = {k: (t0[k] + eps * dT[k]) if k in dT else t0[k] for k in t0}
-    save_file({k: v.contiguous() for k, v in near.items()}, tmp_path / "near.safetensors")
+    # a stored artifact like any other: reports read only verified files of the store
+    entry = Store().put("test/near-teacher", {"teacher": roles["teacher"], "eps": eps},
+                        {"model": near})
     probe = PROBES[art["model"]["type"]](art, summary, {**roles, "teacher": str(
-        tmp_path / "near.safetensors")}, int(seed))
+        entry.files["model"])}, int(seed))
     params = {n for n, _ in probe.module.named_parameters()}
     full = {k: v for k, v in t0.items() if k in params}
     step = {k: eps * v for k, v in dT.items() if k in params}

@@ -47,7 +47,8 @@ OWL = ["owl-numbers", "--preset", "tiny", "--seeds", "1",
 DIGITS = ["digits-aux", "--preset", "small", "--seeds", "2",
           *[a for kv in ("teacher_steps=20", "student_steps=20", "checkpoint_every=10")
             for a in ("--set", kv)]]
-OWL_KINDS = ("base", "eval", "teacher", "data", "student", "control", "cross_init", "shuffled")
+OWL_KINDS = ("base", "eval", "teacher", "data", "student", "control_other", "control_base",
+             "cross_init", "shuffled")
 DIGITS_KINDS = ("teachers", "students")
 
 
@@ -317,7 +318,7 @@ CORRUPTIONS: dict[str, tuple[str, Callable[[Path], None]]] = {
     # name: (owl stage kind, damage to its entry directory)
     "tensor bytes flipped": ("student", lambda e: _flip(sorted(e.glob("*.safetensors"))[0], -5)),
     "safetensors header damaged": ("teacher", lambda e: _flip(e / "model.safetensors", 12)),
-    "file truncated": ("control", lambda e: (lambda f: f.write_bytes(f.read_bytes()[:-100]))(
+    "file truncated": ("control_other", lambda e: (lambda f: f.write_bytes(f.read_bytes()[:-100]))(
         sorted(e.glob("*.safetensors"))[0])),
     "file deleted": ("cross_init", lambda e: sorted(e.glob("*.safetensors"))[0].unlink()),
     "manifest metadata edited": ("eval", _edit_eval_meta),
@@ -609,8 +610,8 @@ def html_and_stale(lab: Lab) -> list[Row]:
     shutil.copytree(o.run, r)
     s = json.loads((r / "summary.json").read_text())
     evil = "<script>alert(1)</script>"
-    for key in ("rates", "sampled_rates"):
-        for role in s[key].values():
+    for key in ("rates", "sampled_rates", "rates_select", "sampled_rates_select"):
+        for role in s.get(key, {}).values():
             role[evil] = role.pop(s["trait"])
     s["trait"] = evil
     write_report(r, s)
