@@ -1,14 +1,18 @@
 """What the four command-line entry points share: logging set-up and one-line errors.
 
-Owns: ``run_cli``. Imports only ``interp.errors``.
+Owns: ``run_cli``, the external-model flags (``add_external_args``, ``external_specs``).
+Imports only ``interp.errors`` (and, lazily, ``interp.analysis.external`` and
+``interp.storage.rundir`` for an external run).
 """
 
 from __future__ import annotations
 
+import argparse
 import errno
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from interp.errors import UsageError
 
@@ -52,3 +56,58 @@ def run_cli(body: Callable[[], None], errors: tuple[type[Exception], ...] = ()) 
               "resumes from them", file=sys.stderr)
         return 2
     return 0
+
+
+EXTERNAL = ("base", "teacher", "teacher_prompt", "student", "student_step_1", "control",
+            "cross_init", "data")
+
+
+def add_external_args(p: argparse.ArgumentParser) -> None:
+    """The flags of a report on your own models (see README "Your own models")."""
+    g = p.add_argument_group("your own models (instead of RUN_DIR); each MODEL is a Hugging "
+                             "Face directory, a hub id in the local cache, a LoRA adapter "
+                             "directory, or toolkit:RUN_DIR#SEED/ROLE")
+    g.add_argument("--base", metavar="MODEL", help="theta_0: the shared initialization")
+    g.add_argument("--teacher", metavar="MODEL")
+    g.add_argument("--teacher-prompt", metavar="TEXT", default="",
+                   help="a prompted teacher: the base reading this system prompt")
+    g.add_argument("--student", metavar="MODEL", help="the student after training")
+    g.add_argument("--student-step-1", metavar="MODEL",
+                   help="the student after one optimizer step (the theorem's check)")
+    g.add_argument("--control", metavar="MODEL")
+    g.add_argument("--cross-init", metavar="MODEL",
+                   help="a model of the same architecture from another initialization")
+    g.add_argument("--data", metavar="FILE",
+                   help='JSONL of {"prompt": ..., "completion": ...} rows, or the toolkit\'s '
+                   "data (.safetensors with tokens and mask)")
+    g.add_argument("--out", metavar="DIR", help="report directory (default runs/external-HASH)")
+    g.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, "
+                   "cuda, cuda:N, mps")
+    g.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+
+
+def external_specs(args: argparse.Namespace, what: str):
+    """(ExternalSpecs, output dir) when the external flags are given, else (None, None);
+    a half-given set is a one-line error naming the missing flags."""
+    given = {k: getattr(args, k) for k in EXTERNAL if getattr(args, k, None)}
+    if not given:
+        if getattr(args, "out", None):
+            raise UsageError("--out is for reports on your own models (with --base ...); a "
+                             "run directory's report is written beside it")
+        return None, None
+    if getattr(args, "run_dir", None):
+        raise UsageError(f"pass either a run directory or --base/--teacher/--student/--data, "
+                         f"not both (got {args.run_dir})")
+    need = [k for k in ("base", "student", "data") if k not in given]
+    if "teacher" not in given and "teacher_prompt" not in given:
+        need.append("teacher (or teacher-prompt)")
+    if need:
+        raise UsageError(f"{what} on your own models needs "
+                         + ", ".join("--" + n.replace("_", "-") for n in need))
+    from interp.analysis.external import ExternalSpecs
+
+    specs = ExternalSpecs(base=args.base, student=args.student, data=args.data,
+                          teacher=args.teacher, teacher_prompt=args.teacher_prompt or "",
+                          student_step_1=args.student_step_1, control=args.control,
+                          cross_init=args.cross_init, device=args.device, dtype=args.dtype)
+    return specs, Path(args.out or f"runs/external-{specs.key()}")

@@ -2,8 +2,13 @@
 
 With no argument it runs (or reuses) the default owl-numbers study. Writes
 ``fingerprint.json``, ``fingerprint.md`` and ``fingerprint.html`` beside the run (and adds
-a fingerprint section to ``align.html`` when the run has one). The computation is
-``interp.analysis.fingerprint``, the rendering ``interp.reports.fingerprint``.
+a fingerprint section to ``align.html`` when the run has one), and every SAE in
+sae-lens's on-disk layout under ``saes/<hook>`` (``fingerprint.json``'s ``sae_dirs``).
+``--sae DIR`` or ``--sae RELEASE:SAE_ID`` uses a pretrained SAE instead of training one.
+The computation is ``interp.analysis.fingerprint``, the rendering
+``interp.reports.fingerprint``. The same flags as ``python -m interp.align`` (``--base``,
+``--teacher``, ``--student``, ``--control``, ``--data``...) run it on your own models
+(``interp.analysis.external_fingerprint``).
 """
 
 from __future__ import annotations
@@ -12,10 +17,13 @@ import argparse
 import sys
 
 from interp.analysis.fingerprint import FingerprintConfig, analyse
-from interp.cli import run_cli, setup_logging
+from interp.analysis.sae import load_pretrained
+from interp.cli import add_external_args, external_specs, run_cli, setup_logging
 from interp.reports.fingerprint import write
-from interp.storage.rundir import run_lock
-from interp.studies.runner import run_dir_or_default
+from interp.storage.activations import hook_names
+from interp.storage.rundir import check_writable_dir, run_lock
+from interp.studies import lm
+from interp.studies.runner import load_run, run_dir_or_default
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,15 +35,39 @@ def main(argv: list[str] | None = None) -> int:
                    "the select prompts, every k is measured on the held-out prompts")
     p.add_argument("--sae-data", choices=("base", "base+teachers"),
                    default=FingerprintConfig.sae_data)
+    p.add_argument("--sae", action="append", default=[], metavar="DIR|RELEASE:SAE_ID",
+                   help="a pretrained SAE used instead of training one at the hook its config "
+                   "names: a directory saved by sae-lens (SAE.save_model; one SAE or a "
+                   "directory of them) or a sae-lens release and id (SAE.from_pretrained); "
+                   "repeatable")
+    add_external_args(p)
     args = p.parse_args(argv)
     setup_logging()
 
     def body() -> None:
         fcfg = FingerprintConfig(ks=tuple(args.ks), sae_data=args.sae_data)  # checks --ks
+        specs, out = external_specs(args, "fingerprint")
+        if specs is not None:
+            from interp.analysis.external import load_specs
+            from interp.analysis.external_fingerprint import analyse_external
+            from interp.reports.external import write_fingerprint
+
+            models, data, teacher_data = load_specs(specs)
+            pre = load_pretrained(args.sae, hook_names(models.base.model),
+                                  str(models.base.model.cfg.device))
+            check_writable_dir(out, "--out")
+            result = analyse_external(models, data, fcfg, pre, sae_out=out / "saes")
+            write_fingerprint(out, result)
+            print(f"wrote {out}/fingerprint.json, fingerprint.md, fingerprint.html")
+            return
         run_dir = run_dir_or_default(args.run_dir)
         with run_lock(run_dir):
-            write(run_dir, analyse(run_dir, fcfg))
-        print(f"wrote {run_dir}/fingerprint.json, fingerprint.md, fingerprint.html")
+            art, _ = load_run(run_dir)
+            probe = lm.from_artifacts(art["model"], next(iter(art["seeds"].values()))["theta_0"])
+            pre = load_pretrained(args.sae, hook_names(probe))
+            write(run_dir, analyse(run_dir, fcfg, pretrained=pre, sae_out=run_dir / "saes"))
+        print(f"wrote {run_dir}/fingerprint.json, fingerprint.md, fingerprint.html "
+              f"(SAEs in sae-lens's layout under {run_dir}/saes)")
 
     return run_cli(body)
 

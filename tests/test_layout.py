@@ -19,7 +19,8 @@ ALLOWED = {
     "metrics": ("interp.metrics",),
     "studies": ("interp.studies", "interp.storage", "interp.metrics", "interp.reports", *BASE),
     "analysis": ("interp.analysis", "interp.studies", "interp.storage", "interp.metrics",
-                 *BASE),
+                 "interp.loading", *BASE),
+    "loading": ("interp.loading", "interp.studies", "interp.storage", *BASE),
     "reports": ("interp.reports", "interp.metrics", "interp.storage.store", "interp.storage.rundir",
                 "interp.analysis.results", *BASE),
 }

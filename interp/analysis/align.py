@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from jaxtyping import Int
+from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -243,18 +243,26 @@ def token_report(probe: Probe, sd: dict, summary: dict, top: int = 15) -> TokenR
     attr = -A.token_attribution(lambda p: probe.loss({**theta, **p}), {k: theta[k] for k in dT},
                                 dT)
     vocab = vocab_for(summary["config"]["category"])
-    tok = probe.tokens
-    nxt = torch.cat([tok[:, 1:], tok[:, :1]], 1)  # the token each position predicts
     with torch.no_grad():
-        base_arg = A.model_fn(probe.module)(sd["theta_0"], tok).argmax(-1)
-        teach_arg = A.model_fn(probe.module)(sd["teacher"], tok).argmax(-1)
+        base_arg = A.model_fn(probe.module)(sd["theta_0"], probe.tokens).argmax(-1)
+        teach_arg = A.model_fn(probe.module)(sd["teacher"], probe.tokens).argmax(-1)
+    return token_summary(attr, probe.tokens, base_arg, teach_arg, vocab.tokens, top)
+
+
+def token_summary(attr: Float[Tensor, "n pos"], tok: Int[Tensor, "n pos"],
+                  base_arg: Int[Tensor, "n pos"], teach_arg: Int[Tensor, "n pos"],
+                  names: list[str], top: int = 15) -> TokenReport:
+    """The attribution per predicted token value, and how often the top 10% of positions
+    are ones where teacher and base disagree in argmax (``names``: token id -> text)."""
+    attr, tok = attr.cpu(), tok.cpu()
+    nxt = torch.cat([tok[:, 1:], tok[:, :1]], 1)  # the token each position predicts
     live = attr != 0
     by_value: dict[str, list[float]] = {}
     for v, a in zip(nxt[live].tolist(), attr[live].tolist()):
-        by_value.setdefault(vocab.tokens[v], []).append(a)
+        by_value.setdefault(names[v], []).append(a)
     ranked = sorted(((k, sum(v) / len(v), len(v)) for k, v in by_value.items() if len(v) >= 3),
                     key=lambda r: -r[1])
-    flat, disagree = attr[live], (base_arg != teach_arg)[live]
+    flat, disagree = attr[live], (base_arg.cpu() != teach_arg.cpu())[live]
     k = max(1, len(flat) // 10)
     top_idx = flat.topk(k).indices
     return {"positions": int(live.sum()), "total": float(flat.sum()),

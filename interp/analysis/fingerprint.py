@@ -34,8 +34,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.analysis.results import Causal, FingerprintResult, PromptSplit, SeedFingerprint
-from interp.analysis.sae import SAEConfig
+from interp.analysis.sae import SAEConfig, save_dir
 from interp.analysis.sae import cached as cached_sae
+from interp.analysis.sae import quality as sae_quality
 from interp.errors import ConfigError, UsageError
 from interp.metrics import features as Fe
 from interp.storage.activations import activations, hook_names
@@ -155,8 +156,13 @@ def at_answer(probe: dict, edit):
 
 
 def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
-            store: Store | None = None) -> FingerprintResult:
-    """The whole analysis on one owl-numbers run (``interp.reports.fingerprint`` writes it)."""
+            store: Store | None = None, pretrained: dict | None = None,
+            sae_out: Path | None = None) -> FingerprintResult:
+    """The whole analysis on one owl-numbers run (``interp.reports.fingerprint`` writes it).
+
+    ``pretrained``: hook -> sae-lens SAE used instead of training one at that hook (its
+    quality still measured on the corpus); ``sae_out``: a directory where every SAE used is
+    written in sae-lens's layout (``sae_out/<hook>``), listed in the result's ``sae_dirs``."""
     from interp.studies.runner import load_run
     from interp.studies.world import vocab_for
 
@@ -193,9 +199,14 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
         sources += [activations(lm.from_artifacts(art["model"], art["seeds"][s]["teacher"]),
                                 corpus, names, store, label="sae corpus") for s in seeds]
     saes, quality = {}, {}
+    pretrained = pretrained or {}
     for h in tqdm(names, desc="SAEs"):
-        saes[h], quality[h] = cached_sae(store, torch.cat([a[h][cmask] for a in sources]),
-                                         fcfg.sae, h)
+        if h in pretrained:
+            saes[h] = pretrained[h]
+            quality[h] = sae_quality(saes[h], corpus_acts[h][cmask])
+        else:
+            saes[h], quality[h] = cached_sae(store, torch.cat([a[h][cmask] for a in sources]),
+                                             fcfg.sae, h)
     enc = {h: (lambda x, h=h: saes[h].encode(x)) for h in names}
     with torch.no_grad():
         alive = {h: ((enc[h](corpus_acts[h][cmask]) != 0).any(0)).nonzero()[:, 0] for h in names}
@@ -211,6 +222,9 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
     result["features"] = feats
     result["trait"] = summary["trait"]
     result["run_id"] = run_id(run_dir)  # the align report merges it only into this run
+    result["sae_source"] = {h: "pretrained" if h in pretrained else "trained" for h in names}
+    if sae_out is not None:
+        result["sae_dirs"] = {h: str(save_dir(saes[h], Path(sae_out) / h)) for h in names}
     store.write_refs(run_dir)
     return result
 

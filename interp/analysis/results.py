@@ -70,6 +70,20 @@ class SeedAlignment(TypedDict):
     cross_init: NotRequired[SignCheck]
     tokens: NotRequired[TokenReport]
     drift: NotRequired[dict[str, dict[str, dict[str, Drift]]]]  # role -> probe -> hook
+    final: NotRequired[dict]  # external runs: the final student against dT (ip, cosine,
+    # components)
+
+
+class ExternalAlignResult(TypedDict):
+    """The align report on external models (``interp.analysis.external``): one seed "0"
+    whose ``final`` is the final student's movement against dT; ``missing`` says what is
+    not measured and why."""
+
+    study: str  # "external"
+    models: dict[str, str]  # role -> source:location
+    data: dict
+    seeds: dict[str, SeedAlignment]
+    missing: dict[str, str]
 
 
 class AlignResult(TypedDict):
@@ -198,3 +212,18 @@ class FingerprintResult(TypedDict):
     features: dict[str, list[FeatureContexts]]
     trait: str
     run_id: NotRequired[str]  # interp.storage.rundir.run_id of the run it describes
+    sae_source: NotRequired[dict[str, str]]  # hook -> "trained" or "pretrained" (--sae)
+    sae_dirs: NotRequired[dict[str, str]]  # hook -> the SAE in sae-lens's on-disk layout
+
+
+class ExternalFingerprintResult(TypedDict):
+    """The fingerprint on external models (``interp.analysis.external_fingerprint``)."""
+
+    study: str  # "external"
+    models: dict[str, str]
+    student_reference: str  # "control", or "theta_0" without a control
+    sae: dict[str, SAEQuality]
+    sae_source: dict[str, str]  # hook -> "trained" or "pretrained"
+    hooks: dict[str, dict]  # hook -> {"numbers": ShiftAgreement, "captured": {...}}
+    missing: dict[str, str]
+    sae_dirs: NotRequired[dict[str, str]]

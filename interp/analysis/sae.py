@@ -5,12 +5,21 @@ inference). Training reads a tensor of activations rather than a language model,
 same activation cache that the align report fills feeds it; wandb stays off.
 Quality is measured with sae-lens's own explained-variance calculator on held-out rows.
 
-Owns: ``SAEConfig``, SAE training and its store entries. Must not import: reports, the CLIs.
+The toolkit's SAEs are also written in sae-lens's own on-disk layout (``save_dir``: the
+``cfg.json`` and weights that ``SAE.save_model`` writes), so ``SAE.load_from_disk`` reads
+them; ``load_pretrained`` reads SAEs given on the command line (``--sae DIR`` or
+``--sae RELEASE:SAE_ID``) for the fingerprint instead of training them.
+
+Owns: ``SAEConfig``, SAE training and its store entries, ``save_dir``, ``load_pretrained``.
+Must not import: reports, the CLIs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import uuid
+from pathlib import Path
 
 import torch
 from jaxtyping import Float
@@ -20,7 +29,7 @@ from sae_lens.evals import ExplainedVarianceCalculator
 from sae_lens.training.sae_trainer import SAETrainer
 from torch import Tensor
 
-from interp.errors import ConfigError
+from interp.errors import ConfigError, UsageError
 from interp.storage.activations import digest
 from interp.storage.store import Store
 from interp.validation import check_range, check_seed, check_types
@@ -127,3 +136,69 @@ def cached(store: Store, acts: Float[Tensor, "n d"], cfg: SAEConfig, hook: str) 
     sae = SAE.from_dict(entry.meta["cfg"])
     sae.load_state_dict(entry.load("sae"))
     return sae.eval(), entry.meta["quality"]
+
+
+def save_dir(sae: SAE, dest: Path) -> Path:
+    """``dest``: the SAE in sae-lens's layout (``SAE.load_from_disk(dest)`` reads it),
+    written to a temporary sibling and renamed into place (an existing one is replaced)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        sae.save_model(tmp)
+        old = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.old"
+        if dest.exists():
+            dest.rename(old)
+        tmp.rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _sae_dirs(path: Path) -> list[Path]:
+    if (path / "cfg.json").is_file():
+        return [path]
+    return sorted(p for p in path.iterdir() if (p / "cfg.json").is_file()) \
+        if path.is_dir() else []
+
+
+def load_pretrained(specs: list[str], hooks: list[str], device: str = "cpu") \
+        -> dict[str, SAE]:
+    """hook -> SAE for each ``--sae``: a directory in sae-lens's layout (or a directory of
+    them), read with ``SAE.load_from_disk``, or ``RELEASE:SAE_ID`` read with
+    ``SAE.from_pretrained``. Each SAE is placed at the hook its config names
+    (``metadata.hook_name``), which must be one of ``hooks``."""
+    out: dict[str, SAE] = {}
+    for spec in specs:
+        path = Path(spec)
+        if path.exists():
+            dirs = _sae_dirs(path)
+            if not dirs:
+                raise UsageError(f"--sae {spec}: no cfg.json in it or its subdirectories; pass "
+                                 "a directory written by sae-lens's SAE.save_model")
+            try:
+                loaded = [SAE.load_from_disk(str(d), device=device) for d in dirs]
+            except Exception as e:
+                raise UsageError(f"--sae {spec}: sae-lens cannot load it ({str(e)[:150]})") \
+                    from None
+        elif ":" in spec:
+            release, sae_id = spec.split(":", 1)
+            try:
+                loaded = [SAE.from_pretrained(release, sae_id, device=device)]
+            except Exception as e:
+                first = " ".join(str(e).split())[:150] or type(e).__name__
+                raise UsageError(f"--sae {spec}: sae-lens could not load release {release!r} "
+                                 f"id {sae_id!r} ({first}); check the names in sae-lens's "
+                                 "pretrained_saes.yaml, or download it and pass --sae DIR") \
+                    from None
+        else:
+            raise UsageError(f"--sae {spec}: no such directory; pass a directory saved by "
+                             "sae-lens or RELEASE:SAE_ID")
+        for sae in loaded:
+            hook = sae.cfg.metadata.hook_name
+            if hook not in hooks:
+                raise UsageError(f"--sae {spec}: the SAE reads {hook!r}, not one of this "
+                                 f"report's hooks ({', '.join(hooks)})")
+            out[hook] = sae.eval()
+    return out
