@@ -73,13 +73,14 @@ SMALL_FINGERPRINT = _small_fingerprint()
 
 @pytest.fixture(scope="session")
 def fingerprinted(owl_run, cache_dir):
-    """The fingerprint report (small SAEs) on the tiny owl run: (run dir, FingerprintResult)."""
+    """The fingerprint report (small SAEs) on the tiny owl run: (run dir, FingerprintResult);
+    its SAEs saved in sae-lens's layout under ``saes/<hook>``."""
     from interp.analysis.fingerprint import analyse
     from interp.reports.fingerprint import write
     from interp.storage.store import Store
 
     out, _ = owl_run
-    result = analyse(out, SMALL_FINGERPRINT, Store(cache_dir))
+    result = analyse(out, SMALL_FINGERPRINT, Store(cache_dir), sae_out=out / "saes")
     write(out, result)
     return out, result
 

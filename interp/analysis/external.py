@@ -7,7 +7,8 @@ prompt/completion data:
 1. The probe: the first ``n_probe`` rows, the distillation loss the toolkit's students use
    (KL from the teacher's next-token distribution at each completion position, restricted
    to the number channel: the tokens made only of digits and number punctuation, plus
-   end-of-sequence; ``channel="full"`` for the whole vocabulary).
+   end-of-sequence; ``channel="full"`` for the whole vocabulary), in chunks of ``chunk``
+   rows (every quantity is a sum over rows; memory scales with the chunk).
 2. Weights (when the teacher has any): dT = theta_T - theta_0 (an adapter's own B @ A *
    scale), the student's final movement against dT overall and per component, the first
    step's inner product and cosine when a step-1 checkpoint is given, the theorem's sign
@@ -32,7 +33,7 @@ import torch
 from jaxtyping import Bool
 from torch import Tensor
 
-from interp.analysis.align import Probe, sign_check, token_summary
+from interp.analysis.align import Probe, token_summary
 from interp.analysis.results import ExternalAlignResult
 from interp.errors import ConfigError, UsageError
 from interp.loading.jsonl import Data
@@ -53,10 +54,11 @@ class ExternalConfig:
     n_probe: int = 64  # rows for the loss, the sign check and the attribution
     n_drift: int = 256  # rows for the activation drift
     channel: str = "numbers"
+    chunk: int = 8  # probe rows per forward/backward pass (memory; sums are unchanged)
 
     def __post_init__(self) -> None:
         check_types(self)
-        check_range(self, ("n_probe", "n_drift"), 1)
+        check_range(self, ("n_probe", "n_drift", "chunk"), 1)
         if self.channel not in CHANNELS:
             raise ConfigError(f"invalid channel {self.channel!r}; valid: {', '.join(CHANNELS)}")
 
@@ -112,7 +114,7 @@ def channel_ids(tokenizer, d_vocab: int, channel: str) -> Tensor:
 def deltas(m: Loaded, base: Loaded) -> A.State:
     """theta_m - theta_base over the base's parameters (an adapter: its own delta)."""
     if m.delta is not None:
-        return {k: v.float() for k, v in m.delta.items()}
+        return m.delta  # lazy: each parameter's delta is built when read
     own = dict(m.model.named_parameters())
     return A.delta({k: v.detach() for k, v in own.items()},
                    {k: v.detach() for k, v in base.model.named_parameters()})
@@ -143,10 +145,10 @@ def align_prompted(logits: Tensor, mask: Bool[Tensor, "n p"], t_mask: Bool[Tenso
 
 
 def make_probe(models: Models, data: Data, teacher_data: Data | None, ids: Tensor,
-               n: int) -> Probe:
+               rows: slice) -> Probe:
+    """The probe over ``rows`` of the data (the teacher's logits computed here, once)."""
     module = models.base.model
     dev = module.cfg.device
-    rows = slice(0, n)
     tokens = data.tokens[rows].to(dev)
     mask = data.mask[rows].to(dev)
     t = D.restricted_log_softmax(teacher_logits(models, data, teacher_data, rows), ids)
@@ -163,13 +165,41 @@ def _params(m: Loaded) -> A.State:
     return {k: v.detach() for k, v in m.model.named_parameters()}
 
 
-def weight_report(models: Models, probe: Probe, tokenizer) -> tuple[dict, dict]:
+def probes(models: Models, data: Data, teacher_data: Data | None, ids: Tensor,
+           cfg: ExternalConfig):
+    """The probe rows in chunks of ``cfg.chunk``, one at a time (memory scales with the
+    chunk; every quantity below is a sum over rows, so chunking changes no number)."""
+    n = min(cfg.n_probe, len(data.tokens))
+    for i in range(0, n, cfg.chunk):
+        yield make_probe(models, data, teacher_data, ids, slice(i, min(i + cfg.chunk, n)))
+
+
+def chunked_sign_check(chunks, full: A.State, dT: A.State) -> dict:
+    """``interp.analysis.align.sign_check`` summed over probe chunks: the gradient of the
+    summed loss and the Gauss-Newton form, each a sum over rows."""
+    theta = {k: full[k] for k in dT}
+    g, gn = None, 0.0
+    for probe in chunks:
+        gi = A.gradient(lambda p, probe=probe: probe.loss({**full, **p}).sum(), theta)
+        if g is None:
+            g = gi
+        else:
+            for k in g:
+                g[k].add_(gi[k])
+        del gi
+        gn += float(A.gauss_newton_form(
+            lambda p, _x, probe=probe: probe.select({**full, **p}), theta, dT, torch.empty(0)))
+    ip, cos = A.dot_cos({k: -v for k, v in g.items()}, dT)
+    return {"inner_product": ip, "cosine": cos, "gauss_newton": gn}
+
+
+def weight_report(models: Models, make_chunks, tokenizer) -> tuple[dict, dict]:
     """Everything measured along dT (see the module doc, step 2); (results, missing)."""
     res: dict = {}
     missing: dict[str, str] = {}
     base = _params(models.base)
     dT = deltas(models.teacher, models.base)
-    if not any(bool(v.any()) for v in dT.values()):
+    if not any(bool(dT[k].any()) for k in dT):
         raise UsageError(f"the teacher {models.teacher.name} has the base's weights (dT = 0); "
                          "for a teacher that differs only by a prompt pass --teacher-prompt")
     dS = deltas(models.student, models.base)
@@ -186,49 +216,53 @@ def weight_report(models: Models, probe: Probe, tokenizer) -> tuple[dict, dict]:
         missing["first_step"] = ("no step-1 checkpoint given: pass --student-step-1 (the "
                                  "student after one optimizer step) for the theorem's "
                                  "first-step check")
-    res["gradient_step"] = sign_check(probe, base, {k: v.to(base[k].dtype)
-                                                    for k, v in dT.items()})
+    dense = {k: dT[k].to(base[k].dtype) for k in dT}  # the one dense copy: JVP tangents
+    res["gradient_step"] = chunked_sign_check(make_chunks(), base, dense)
     if models.cross_init is not None:
         cross = _params(models.cross_init)
         if {k: v.shape for k, v in cross.items()} != {k: v.shape for k, v in base.items()}:
             missing["cross_init"] = "the cross-init model has another shape than the base"
         else:
-            res["cross_init"] = sign_check(probe, cross, {k: v.to(cross[k].dtype)
-                                                          for k, v in dT.items()})
+            res["cross_init"] = chunked_sign_check(make_chunks(), cross, dense)
     else:
         missing["cross_init"] = "no cross-init model given (--cross-init)"
     theta = {k: base[k] for k in dT}
-    attr = -A.token_attribution(lambda p: probe.loss({**base, **p}), theta,
-                                {k: v.to(base[k].dtype) for k, v in dT.items()})
-    with torch.no_grad():
-        base_arg = models.base.model(probe.tokens).argmax(-1)
-        with models.teacher.weights() as m:
-            teach_arg = m(probe.tokens).argmax(-1)
-    names = tokenizer.convert_ids_to_tokens(list(range(models.base.model.cfg.d_vocab))) \
-        if tokenizer is not None else [str(i) for i in range(models.base.model.cfg.d_vocab)]
-    res["tokens"] = token_summary(attr, probe.tokens, base_arg, teach_arg,
+    attr, toks, base_arg, teach_arg = [], [], [], []
+    for probe in make_chunks():
+        attr.append(-A.token_attribution(lambda p, probe=probe: probe.loss({**base, **p}),
+                                         theta, dense).detach().cpu())
+        toks.append(probe.tokens.cpu())
+        with torch.no_grad():
+            base_arg.append(models.base.model(probe.tokens).argmax(-1).cpu())
+            with models.teacher.weights() as m:
+                teach_arg.append(m(probe.tokens).argmax(-1).cpu())
+    d_vocab = models.base.model.cfg.d_vocab
+    names = tokenizer.convert_ids_to_tokens(list(range(d_vocab))) \
+        if tokenizer is not None else [str(i) for i in range(d_vocab)]
+    res["tokens"] = token_summary(torch.cat(attr), torch.cat(toks), torch.cat(base_arg),
+                                  torch.cat(teach_arg),
                                   [n if n is not None else "?" for n in names])
     return res, missing
 
 
 def drift_report(models: Models, data: Data, teacher_data: Data | None, n: int,
-                 store: Store) -> dict:
+                 store: Store, batch: int = 256) -> dict:
     """Per hook: each model's activation drift from the base on the data, and its cosine
     with the teacher's drift (see the module doc, step 3)."""
     base = models.base.model
     names = hook_names(base)
     tokens = data.tokens[:n]
     mask = data.mask[:n] | (tokens != data.pad)
-    acts = {"theta_0": activations(base, tokens.to(base.cfg.device), names, store,
-                                   label="external data")}
+    acts = {"theta_0": activations(base, tokens, names, store, label="external data",
+                                   batch=batch)}
     if models.teacher is not None:
         with models.teacher.weights() as m:
-            acts["teacher"] = activations(m, tokens.to(base.cfg.device), names, store,
-                                          label="external data")
+            acts["teacher"] = activations(m, tokens, names, store, label="external data",
+                                          batch=batch)
     else:
         t_tok = teacher_data.tokens[:n]
-        a = activations(base, t_tok.to(base.cfg.device), names, store,
-                        label="external data + teacher prompt")
+        a = activations(base, t_tok, names, store, label="external data + teacher prompt",
+                        batch=batch)
         acts["teacher"] = {h: align_prompted(v, data.mask[:n], teacher_data.mask[:n],
                                              tokens.shape[1]) for h, v in a.items()}
         mask = data.mask[:n]  # only the completion positions line up with the prompted rows
@@ -236,8 +270,8 @@ def drift_report(models: Models, data: Data, teacher_data: Data | None, n: int,
         m = getattr(models, role)
         if m is not None:
             with m.weights() as model:
-                acts[role] = activations(model, tokens.to(base.cfg.device), names, store,
-                                         label="external data")
+                acts[role] = activations(model, tokens, names, store, label="external data",
+                                         batch=batch)
     out: dict = {}
     for role in [r for r in ("student", "control") if r in acts]:
         for h in names:
@@ -260,17 +294,21 @@ def analyse_external(models: Models, data: Data, cfg: ExternalConfig = ExternalC
                          f"({models.base.model.cfg.d_vocab}); pass data tokenized for this model")
     ids = channel_ids(tok, models.base.model.cfg.d_vocab, cfg.channel).to(
         models.base.model.cfg.device)
-    probe = make_probe(models, data, teacher_data, ids, cfg.n_probe)
+    base = _params(models.base)
+
+    def make_chunks():
+        return probes(models, data, teacher_data, ids, cfg)
+    with torch.no_grad():
+        loss = sum(float(p.loss(base).sum()) for p in make_chunks())
     seed: dict = {"teacher_kind": "prompted" if models.teacher is None else "finetuned",
                   "weight_direction": models.teacher is not None,
-                  "teacher_prefix": models.teacher_prompt,
-                  "probe_loss": float(probe.loss(_params(models.base)).sum())}
+                  "teacher_prefix": models.teacher_prompt, "probe_loss": loss}
     missing = {"per_step": "the per-step recorder's cosines exist only for students the "
                            "toolkit trained (python -m interp.study)",
                "cumulative": "intermediate checkpoints are not given; the final student's "
                              "movement is under 'final'"}
     if models.teacher is not None:
-        weights, more = weight_report(models, probe, tok)
+        weights, more = weight_report(models, make_chunks, tok)
         seed.update(weights)
         missing.update(more)
     else:
@@ -278,7 +316,7 @@ def analyse_external(models: Models, data: Data, cfg: ExternalConfig = ExternalC
                               "so the first step, the cosines, the sign check and the token "
                               "attribution do not exist; the activation drift shows what "
                               "activations can")
-    seed["drift"] = drift_report(models, data, teacher_data, cfg.n_drift, store)
+    seed["drift"] = drift_report(models, data, teacher_data, cfg.n_drift, store, cfg.chunk)
     return {"study": "external",
             "models": {"base": models.base.name,
                        "teacher": models.teacher.name if models.teacher else

@@ -38,8 +38,8 @@ from interp.storage.store import Store
 
 def analyse_external(models: Models, data: Data, fcfg: FingerprintConfig | None = None,
                      pretrained: dict | None = None, n_probe: int = 256,
-                     sae_out: Path | None = None,
-                     store: Store | None = None) -> ExternalFingerprintResult:
+                     sae_out: Path | None = None, store: Store | None = None,
+                     batch: int = 8) -> ExternalFingerprintResult:
     if models.teacher is None:
         raise UsageError("a prompted teacher has no weights of its own; the fingerprint "
                          "compares models' activations on the same tokens; pass --teacher "
@@ -48,18 +48,21 @@ def analyse_external(models: Models, data: Data, fcfg: FingerprintConfig | None 
     fcfg = fcfg or FingerprintConfig()
     pretrained = pretrained or {}
     base = models.base.model
-    dev = base.cfg.device
+    dev = base.cfg.device  # SAEs run here; activations come back on the host
     names = hook_names(base)
-    tokens = data.tokens.to(dev)
-    real = (data.tokens != data.pad).to(dev)
-    acts = {"theta_0": activations(base, tokens, names, store, label="external data")}
+    tokens = data.tokens
+    real = data.tokens != data.pad
+    acts = {"theta_0": activations(base, tokens, names, store, label="external data",
+                                   batch=batch)}
     with models.teacher.weights() as m:
-        acts["teacher"] = activations(m, tokens, names, store, label="external data")
+        acts["teacher"] = activations(m, tokens, names, store, label="external data",
+                                      batch=batch)
     for role in ("student", "control"):
         loaded = getattr(models, role)
         if loaded is not None:
             with loaded.weights() as m:
-                acts[role] = activations(m, tokens, names, store, label="external data")
+                acts[role] = activations(m, tokens, names, store, label="external data",
+                                         batch=batch)
     saes, quality = {}, {}
     for h in tqdm(names, desc="SAEs"):
         rows = acts["theta_0"][h][real]
@@ -69,9 +72,9 @@ def analyse_external(models: Models, data: Data, fcfg: FingerprintConfig | None 
             train = torch.cat([rows, acts["teacher"][h][real]]) \
                 if fcfg.sae_data == "base+teachers" else rows
             saes[h], _ = cached_sae(store, train.float().cpu(), fcfg.sae, h)
-        saes[h] = saes[h].to(rows.device)
+        saes[h] = saes[h].to(dev)
         with torch.no_grad():
-            quality[h] = sae_quality(saes[h], rows.to(saes[h].W_dec.dtype))
+            quality[h] = sae_quality(saes[h], rows.to(dev, saes[h].W_dec.dtype))
     probe = real.clone()
     probe[n_probe:] = False
     ref = "control" if "control" in acts else "theta_0"
@@ -79,7 +82,7 @@ def analyse_external(models: Models, data: Data, fcfg: FingerprintConfig | None 
     hooks = {}
     with torch.no_grad():
         for h in names:
-            f = {r: saes[h].encode(acts[r][h][probe].to(saes[h].W_dec.dtype)).float().cpu()
+            f = {r: saes[h].encode(acts[r][h][probe].to(dev, saes[h].W_dec.dtype)).float().cpu()
                  for r in acts}
             t_shift = Fe.mean_shift(f["teacher"], f["theta_0"])
             s_shift = Fe.mean_shift(f["student"], f[ref])

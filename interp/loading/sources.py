@@ -15,11 +15,12 @@
    A ``lm_head.bias`` in the checkpoint (GPT-2 exports of the toolkit's models) becomes
    ``unembed.b_U``.
 3. A LoRA adapter is its weight delta: per adapted module B @ A * scale (``ADAPTER_MAP`` maps
-   each Hugging Face module onto the base's TransformerLens parameter), never a merged copy.
+   each Hugging Face module onto the base's TransformerLens parameter), kept as its factors
+   (``LowRankDelta``: dense one parameter at a time, when asked), never a merged copy.
    Its model is the base with the delta applied in place for the duration of a ``with``
    block (``Loaded.weights()``), the base's own values restored exactly afterwards.
 
-Owns: ``ModelSpec``, ``Loaded``, ``SOURCES``, ``load_model``, ``adapter_delta``,
+Owns: ``ModelSpec``, ``Loaded``, ``SOURCES``, ``load_model``, ``adapter_delta``, ``LowRankDelta``,
 ``pick_device``, ``DTYPES``. Must not import: analysis, reports, the CLIs.
 """
 
@@ -31,7 +32,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import einops
@@ -102,7 +103,7 @@ class Loaded:
     spec: ModelSpec
     model: HookedTransformer
     tokenizer: object | None
-    delta: dict[str, Tensor] | None = None  # adapters: TL name -> B @ A * scale
+    delta: Mapping[str, Tensor] | None = None  # adapters: TL name -> B @ A * scale (lazy)
     info: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -289,35 +290,71 @@ def _adapter_files(path: Path) -> tuple[dict, dict[str, Tensor]]:
     return acfg, load_file(str(weights))
 
 
-def adapter_delta(path: Path, base: HookedTransformer) -> dict[str, Tensor]:
+class LowRankDelta(Mapping):
+    """An adapter's weight delta by TransformerLens parameter name, kept as its LoRA factors:
+    ``delta[name]`` builds the dense B @ A * scale (mapped onto ``name``) when asked and keeps
+    nothing, so holding an adapter costs its factors, not a copy of the weights."""
+
+    def __init__(self) -> None:
+        self._parts: dict[str, list[tuple]] = {}
+        self._meta: dict[str, tuple[torch.dtype, torch.device]] = {}
+
+    def add(self, name: str, A: Tensor, B: Tensor, scale: float, pick: Callable,
+            dtype: torch.dtype, device: torch.device) -> None:
+        self._parts.setdefault(name, []).append((A, B, scale, pick))
+        self._meta[name] = (dtype, device)
+
+    def __getitem__(self, name: str) -> Tensor:
+        dtype, device = self._meta[name]
+        out = None
+        for A, B, scale, pick in self._parts[name]:
+            d = pick((B.to(device, torch.float32) @ A.to(device, torch.float32)) * scale)
+            out = d if out is None else out + d
+        return out.to(dtype)
+
+    def __iter__(self):
+        return iter(self._parts)
+
+    def __contains__(self, name: object) -> bool:  # without building the tensor
+        return name in self._parts
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    def factor_bytes(self) -> int:
+        return sum(A.numel() * A.element_size() + B.numel() * B.element_size()
+                   for parts in self._parts.values() for A, B, *_ in parts)
+
+
+def adapter_delta(path: Path, base: HookedTransformer) -> LowRankDelta:
     """The adapter's weight delta on ``base``'s TransformerLens parameters: B @ A * scale
     per adapted module (scale = alpha / r, or alpha / sqrt(r) for rsLoRA; per-module rank
-    and alpha patterns honoured). A module the base lacks, or of another shape, is a
-    one-line error: the adapter was trained on another base."""
+    and alpha patterns honoured), as a ``LowRankDelta``. A module the base lacks, or of
+    another shape, is a one-line error: the adapter was trained on another base."""
     acfg, tensors = _adapter_files(path)
     cfg = base.cfg
     params = dict(base.named_parameters())
     modules = sorted({k.split(".lora_A")[0] for k in tensors if ".lora_A" in k})
     if not modules:
         raise UsageError(f"{path} holds no LoRA weights (lora_A / lora_B)")
-    out: dict[str, Tensor] = {}
+    out = LowRankDelta()
     for mod in modules:
-        A = tensors[f"{mod}.lora_A.weight"].float()
-        B = tensors[f"{mod}.lora_B.weight"].float()
+        A = tensors[f"{mod}.lora_A.weight"]
+        B = tensors[f"{mod}.lora_B.weight"]
         short = mod.removeprefix("base_model.model.")
         key = next((k for k in acfg.get("rank_pattern") or {} if re.search(k, short)), None)
         r = (acfg.get("rank_pattern") or {}).get(key, acfg["r"]) if key else acfg["r"]
         akey = next((k for k in acfg.get("alpha_pattern") or {} if re.search(k, short)), None)
         alpha = (acfg.get("alpha_pattern") or {})[akey] if akey else acfg["lora_alpha"]
         scale = alpha / (r ** 0.5 if acfg.get("use_rslora") else r)
-        d = B @ A * scale  # [out, in]
         rule = next(((pat, fn) for pat, fn in ADAPTER_MAP if re.search(pat, short)), None)
         if rule is None:
             raise UsageError(f"{path}: adapted module {short} has no TransformerLens "
                              "counterpart; adapters on attention and MLP projections are "
                              "supported")
         layer = re.search(rule[0], short).group(1)
-        for name, value in rule[1](layer, d, cfg).items():
+        shape = torch.empty(B.shape[0], A.shape[1], device="meta")  # [out, in]
+        for name, value in rule[1](layer, shape, cfg).items():
             if name not in params or params[name].shape != value.shape:
                 have = tuple(params[name].shape) if name in params else "no such parameter"
                 raise UsageError(
@@ -325,7 +362,10 @@ def adapter_delta(path: Path, base: HookedTransformer) -> dict[str, Tensor]:
                     f"{name} of shape {tuple(value.shape)}, the base has {have}; pass the "
                     f"base it was trained on (its adapter_config.json names "
                     f"{acfg.get('base_model_name_or_path')!r})")
-            out[name] = out.get(name, 0) + value.to(params[name].device)
+
+            def pick(d, rule=rule, layer=layer, name=name):
+                return rule[1](layer, d, cfg)[name]
+            out.add(name, A, B, scale, pick, params[name].dtype, params[name].device)
     return out
 
 
@@ -345,8 +385,8 @@ def load_peft(spec: ModelSpec, device: str = "cpu", dtype: str = "float32",
         raise UsageError(f"the base of adapter {path} is itself an adapter; pass a full model")
     delta = adapter_delta(path, base.model)
     return Loaded(spec, base.model, base.tokenizer, delta,
-                  info={"path": str(path), "base": base.name,
-                        "adapted": len(delta)})
+                  info={"path": str(path), "base": base.name, "adapted": len(delta),
+                        "factor_bytes": delta.factor_bytes()})
 
 
 # ------------------------------------------------------------------ the toolkit's own

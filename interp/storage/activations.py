@@ -54,19 +54,24 @@ def check_names(model: HookedTransformer, names: Sequence[str]) -> None:
 @torch.no_grad()
 def capture(model: HookedTransformer, tokens: Int[Tensor, "n pos"], names: Sequence[str],
             batch: int = 256) -> dict[str, Float[Tensor, "n pos d"]]:
-    """Activations at ``names`` over ``tokens`` (batched run_with_cache, nothing else kept)."""
+    """Activations at ``names`` over ``tokens`` (batched run_with_cache, nothing else kept),
+    each batch moved to the host as it is captured: the device holds one batch's worth."""
     check_names(model, names)
     parts: dict[str, list[Tensor]] = {n: [] for n in names}
+    device = getattr(model.cfg, "device", None) or "cpu"
     for chunk in tokens.split(batch):
-        _, cache = model.run_with_cache(chunk, names_filter=list(names))
+        _, cache = model.run_with_cache(chunk.to(device), names_filter=list(names))
         for n in names:
-            parts[n].append(cache[n])
+            parts[n].append(cache[n].cpu())
+        del cache
     return {n: torch.cat(v) for n, v in parts.items()}
 
 
 def activations(model: HookedTransformer, tokens: Int[Tensor, "n pos"], names: Sequence[str],
-                store: Store | None = None, label: str = "") -> dict[str, Tensor]:
-    """Cached :func:`capture`: computed once per (weights, inputs, names), then read back.
+                store: Store | None = None, label: str = "", batch: int = 256) \
+        -> dict[str, Tensor]:
+    """Cached :func:`capture`: computed once per (weights, inputs, names), then read back
+    (on the host). ``batch``: rows per forward pass (memory only; the values are the same).
 
     ``label`` only names the entry for people reading ``python -m interp.cache list``."""
     if tokens.dtype not in (torch.int64, torch.int32) or tokens.ndim != 2:
@@ -77,6 +82,6 @@ def activations(model: HookedTransformer, tokens: Int[Tensor, "n pos"], names: S
     key = {"model": digest(model.state_dict()), "inputs": digest(tokens),
            "names": sorted(names)}
     entry = store.get_or_build("activations", key, lambda: (
-        {"acts": capture(model, tokens, names)},
+        {"acts": capture(model, tokens, names, batch)},
         {"label": label, "shape": list(tokens.shape)}))
     return entry.load("acts")

@@ -59,3 +59,24 @@ def test_bad_config_is_a_clear_error(data, tmp_path):
         train(data[0][:10], SMALL)
     with pytest.raises(ValueError, match="invalid SAE config"):
         train(data[0], SAEConfig(k=0))
+
+
+def test_saved_sae_loads_in_sae_lens_and_encodes_identically(data, tmp_path):
+    from sae_lens import SAE
+
+    from interp.analysis.sae import load_pretrained, save_dir
+    from interp.errors import UsageError
+    from interp.storage.store import Store
+
+    x, _, _ = data
+    sae, _ = cached(Store(tmp_path / "store"), x, SMALL, "blocks.0.hook_resid_post")
+    path = save_dir(sae, tmp_path / "saes" / "blocks.0.hook_resid_post")
+    back = SAE.load_from_disk(str(path))  # sae-lens's own reader, nothing of ours
+    with torch.no_grad():
+        assert torch.equal(back.encode(x[:500]), sae.encode(x[:500]))
+    assert set(load_pretrained([str(tmp_path / "saes")], ["blocks.0.hook_resid_post"])) == \
+        {"blocks.0.hook_resid_post"}
+    with pytest.raises(UsageError, match="not one of this report's hooks"):
+        load_pretrained([str(path)], ["blocks.1.hook_resid_post"])
+    with pytest.raises(UsageError, match="could not load release"):
+        load_pretrained(["no-such-release:no-such-id"], ["blocks.0.hook_resid_post"])
