@@ -137,11 +137,15 @@ def data_jsonl(tokens: Int[Tensor, "n pos"], mask: Bool[Tensor, "n pos"], vocab:
             continue
         start = m.index(True) + 1  # the first completion token
         end = len(m) - m[::-1].index(True) + 1  # one past the last
-        prompt = vocab.decode(t[:start])
-        completion = [i for i in t[start:end] if i != vocab.eos]
+        # written token by token: a <pad> the teacher sampled inside a completion stays
+        prompt = " ".join(vocab.tokens[i] for i in t[:start])
+        completion = t[start:end]
+        if completion and completion[-1] == vocab.eos:
+            completion = completion[:-1]
         text = prompt.removeprefix("<bos> ").removeprefix(before.strip() + " ")
         text = text.removesuffix(" " + after.strip())
-        rows.append({"prompt": text, "completion": vocab.decode(completion)})
+        rows.append({"prompt": text,
+                     "completion": " ".join(vocab.tokens[i] for i in completion)})
     return rows
 
 
