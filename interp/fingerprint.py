@@ -22,8 +22,7 @@ from interp.cli import add_external_args, external_specs, run_cli, setup_logging
 from interp.reports.fingerprint import write
 from interp.storage.activations import hook_names
 from interp.storage.rundir import check_writable_dir, run_lock
-from interp.studies import lm
-from interp.studies.runner import load_run, run_dir_or_default
+from interp.studies.runner import run_dir_or_default
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,10 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             return
         run_dir = run_dir_or_default(args.run_dir)
         with run_lock(run_dir):
-            art, _ = load_run(run_dir)
-            probe = lm.from_artifacts(art["model"], next(iter(art["seeds"].values()))["theta_0"])
-            pre = load_pretrained(args.sae, hook_names(probe))
-            write(run_dir, analyse(run_dir, fcfg, pretrained=pre, sae_out=run_dir / "saes"))
+            write(run_dir, analyse(run_dir, fcfg, pretrained=args.sae or None,
+                                   sae_out=run_dir / "saes"))
         print(f"wrote {run_dir}/fingerprint.json, fingerprint.md, fingerprint.html "
               f"(SAEs in sae-lens's layout under {run_dir}/saes)")
 

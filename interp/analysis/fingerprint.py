@@ -34,7 +34,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.analysis.results import Causal, FingerprintResult, PromptSplit, SeedFingerprint
-from interp.analysis.sae import SAEConfig, save_dir
+from interp.analysis.sae import SAEConfig, load_pretrained, save_dir
 from interp.analysis.sae import cached as cached_sae
 from interp.analysis.sae import quality as sae_quality
 from interp.errors import ConfigError, UsageError
@@ -156,13 +156,14 @@ def at_answer(probe: dict, edit):
 
 
 def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
-            store: Store | None = None, pretrained: dict | None = None,
+            store: Store | None = None, pretrained: dict | list[str] | None = None,
             sae_out: Path | None = None) -> FingerprintResult:
     """The whole analysis on one owl-numbers run (``interp.reports.fingerprint`` writes it).
 
     ``pretrained``: hook -> sae-lens SAE used instead of training one at that hook (its
-    quality still measured on the corpus); ``sae_out``: a directory where every SAE used is
-    written in sae-lens's layout (``sae_out/<hook>``), listed in the result's ``sae_dirs``."""
+    quality still measured on the corpus), or ``--sae`` specs (``sae.load_pretrained``);
+    ``sae_out``: a directory where every SAE used is written in sae-lens's layout
+    (``sae_out/<hook>``), listed in the result's ``sae_dirs``."""
     from interp.studies.runner import load_run
     from interp.studies.world import vocab_for
 
@@ -199,6 +200,8 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
         sources += [activations(lm.from_artifacts(art["model"], art["seeds"][s]["teacher"]),
                                 corpus, names, store, label="sae corpus") for s in seeds]
     saes, quality = {}, {}
+    if isinstance(pretrained, list):
+        pretrained = load_pretrained(pretrained, names)
     pretrained = pretrained or {}
     for h in tqdm(names, desc="SAEs"):
         if h in pretrained:

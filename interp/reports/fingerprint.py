@@ -182,6 +182,16 @@ def write(run_dir: Path, r: FingerprintResult) -> None:
             render(run_dir, align, read_json(run_dir / "summary.json"))
 
 
+def sae_lines(r: FingerprintResult) -> list[str]:
+    """Where each SAE is, in sae-lens's layout (``SAE.load_from_disk`` reads it)."""
+    if not r.get("sae_dirs"):
+        return []
+    src = r.get("sae_source", {})
+    return ["## SAEs on disk (sae-lens layout: SAE.load_from_disk(DIR))", "",
+            md_table(["hook", "source", "directory"],
+                     [(h, src.get(h, "trained"), d) for h, d in r["sae_dirs"].items()]), ""]
+
+
 def write_report(run_dir: Path, r: FingerprintResult) -> None:
     t = tables(r)
     write_text(run_dir / "fingerprint.md", "\n".join([
@@ -194,5 +204,5 @@ def write_report(run_dir: Path, r: FingerprintResult) -> None:
         "seeds; the chosen k is " f"{r['causal']['k']})", "", t["heldout"], "",
         "Held-out phrasings: " + "; ".join(r["causal"]["split"]["heldout"]), "",
         "## Causal checks per hook and k (held-out prompts)", "", t["causal"],
-        "", "## Fingerprint features (first seed)", "", t["features"], ""]))
+        "", "## Fingerprint features (first seed)", "", t["features"], "", *sae_lines(r)]))
     write_html(run_dir / "fingerprint.html", f"fingerprint: {r['trait']}", sections(r))

@@ -146,6 +146,7 @@ def test_pretrained_saes_give_the_trained_paths_fingerprint(fingerprinted, cache
     run_dir, trained = fingerprinted
     hooks = list(trained["sae"])
     assert set(trained["sae_dirs"]) == set(hooks)
+    assert "SAEs on disk" in (run_dir / "fingerprint.md").read_text()
     pre = load_pretrained([str(run_dir / "saes")], hooks)
     again = analyse(run_dir, SMALL_FINGERPRINT, Store(cache_dir), pretrained=pre)
     assert again["sae_source"] == {h: "pretrained" for h in hooks}
