@@ -30,7 +30,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -428,6 +427,5 @@ def load_model(spec: str | ModelSpec, device: str = "cpu", dtype: str = "float32
     if dtype not in DTYPES:
         raise UsageError(f"invalid --dtype {dtype!r}; valid: {', '.join(DTYPES)}")
     spec = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
-    os.environ.setdefault("HF_HUB_OFFLINE", "0")
     log.info("loading %s:%s", spec.source, spec.location)
     return SOURCES[spec.source](spec, device=device, dtype=dtype, base=base)

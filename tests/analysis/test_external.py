@@ -162,3 +162,24 @@ def test_pretrained_saes_give_the_trained_paths_fingerprint(fingerprinted, cache
             trained["per_seed"]["0"]["hooks"][h]["numbers"]["top"]
         assert abs(ext["hooks"][h]["numbers"]["correlation"]
                    - trained["per_seed"]["0"]["hooks"][h]["numbers"]["correlation"]) < 1e-5
+
+
+def test_toolkit_source_and_export_command(aligned_owl, tmp_path, capsys):
+    from interp import study as study_cli
+    from interp.loading.sources import load_model
+    from interp.storage.store import read_tensors
+    from interp.studies.runner import load_run
+
+    run_dir, _ = aligned_owl
+    art, _ = load_run(run_dir)
+    teacher = load_model(f"toolkit:{run_dir}#0/teacher")
+    want = read_tensors(art["seeds"]["0"]["teacher"])
+    for k, v in teacher.model.state_dict().items():
+        assert torch.equal(v, want[k]), k
+    with pytest.raises(Exception, match="valid: "):
+        load_model(f"toolkit:{run_dir}#0/no_such_role")
+    dest = tmp_path / "exp"
+    assert study_cli.main(["export", str(run_dir), str(dest), "--seed", "1"]) == 0
+    assert json.loads((dest / "export.json").read_text())["seed"] == "1"
+    assert study_cli.main(["export", str(run_dir), str(dest)]) == 2
+    assert "exists" in capsys.readouterr().err
