@@ -304,12 +304,14 @@ class LowRankDelta(Mapping):
         self._meta[name] = (dtype, device)
 
     def __getitem__(self, name: str) -> Tensor:
-        dtype, device = self._meta[name]
+        """The dense delta in float32 (a bfloat16 copy would round the adapter's small
+        entries; ``Loaded.weights`` casts when it adds it to the base)."""
+        _, device = self._meta[name]
         out = None
         for A, B, scale, pick in self._parts[name]:
             d = pick((B.to(device, torch.float32) @ A.to(device, torch.float32)) * scale)
             out = d if out is None else out + d
-        return out.to(dtype)
+        return out
 
     def __iter__(self):
         return iter(self._parts)

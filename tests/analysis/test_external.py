@@ -183,3 +183,19 @@ def test_toolkit_source_and_export_command(aligned_owl, tmp_path, capsys):
     assert json.loads((dest / "export.json").read_text())["seed"] == "1"
     assert study_cli.main(["export", str(run_dir), str(dest)]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_bfloat16_adapter_run_agrees_with_float32(adapters, exported, tmp_path):
+    _, _, e = exported
+    a = adapters
+    got = {}
+    for dtype in ("float32", "bfloat16"):
+        out = tmp_path / dtype
+        assert align_cli.main(["--base", str(a["base"]), "--teacher", str(a["teacher"]),
+                               "--student", str(a["student"]), "--data", str(e / "data.jsonl"),
+                               "--device", "cpu", "--dtype", dtype, "--out", str(out)]) == 0
+        got[dtype] = json.loads((out / "align.json").read_text())["seeds"]["0"]
+    # the adapters' deltas come from their factors in float32 either way
+    assert abs(got["float32"]["final"]["cosine"] - got["bfloat16"]["final"]["cosine"]) < 1e-6
+    g32, g16 = got["float32"]["gradient_step"], got["bfloat16"]["gradient_step"]
+    assert abs(g16["cosine"] - g32["cosine"]) < 0.05 * abs(g32["cosine"]) + 1e-3
