@@ -109,15 +109,6 @@ class Loaded:
     def name(self) -> str:
         return f"{self.spec.source}:{self.spec.location}"
 
-    def params(self) -> dict[str, Tensor]:
-        """This model's parameters by TransformerLens name (an adapter's: base + delta,
-        built on demand; prefer ``delta`` for adapters)."""
-        own = dict(self.model.named_parameters())
-        if self.delta is None:
-            return {k: v.detach() for k, v in own.items()}
-        return {k: (v.detach() + self.delta[k].to(v.dtype)) if k in self.delta else v.detach()
-                for k, v in own.items()}
-
     @contextlib.contextmanager
     def weights(self) -> Iterator[HookedTransformer]:
         """The model holding this source's weights for the block: an adapter's delta is added
