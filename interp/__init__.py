@@ -14,8 +14,10 @@ Process start (this runs before torch is imported by any ``python -m interp.*`` 
    spin-waiting, a run whose threads share a core with another busy process spends most of
    its time spinning at barriers (measured: base pretraining about 25x slower while one
    other CPU-bound process ran); sleeping threads leave the core to whoever has work. The
-   policy changes nothing a thread computes, only how it waits (``tests/test_threads.py``
-   checks that the numbers are bit-identical). Benchmark row ``contention``.
+   policy changes how a thread waits, not what it computes: one-thread runs repeat bit for
+   bit under either policy (``tests/test_threads.py``). Runs with 2 threads need not repeat
+   bit for bit on a busy machine, under either policy (``analyses/thread_repeat.py`` counts
+   the distinct results); a sweep's one-thread workers do. Benchmark row ``contention``.
 """
 
 import os
