@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = ("import interp, torch; print(torch.get_num_threads(), "
          "__import__('os').environ['OMP_WAIT_POLICY'])")
@@ -53,6 +55,7 @@ def test_invalid_interp_threads_is_a_one_line_error():
                                 "available")
 
 
+@pytest.mark.slow
 def test_one_thread_repeats_bit_for_bit_under_either_wait_policy():
     # a sweep's workers on a shared machine run one thread each; those numbers must repeat
     # (with 2 threads they need not: analyses/thread_repeat.py)
