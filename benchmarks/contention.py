@@ -26,10 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BUSY = [sys.executable, "-c", "while True: pass"]
 
 
-def worker(steps: int, legacy: bool) -> None:
+def worker(steps: int) -> None:
     """Pretraining tokens/s in this process, as JSON on stdout."""
-    if legacy:
-        import torch  # noqa: F401  (before interp: OpenMP starts with its default waiting)
     import numpy as np
     import torch
 
@@ -61,12 +59,16 @@ def worker(steps: int, legacy: bool) -> None:
 def measure_once(steps: int, busy: bool, legacy: bool = False) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.contention", "--worker", "--steps", str(steps)]
     env = dict(os.environ)
-    if legacy:  # this process may have imported interp, which set the policy for children
+    if legacy:
+        # torch (and OpenMP) start before interp can set the wait policy, and without the
+        # policy this process's interp put into the environment: OpenMP's default
         env.pop("OMP_WAIT_POLICY", None)
+        cmd = [sys.executable, "-c", "import torch; from benchmarks.contention import worker; "
+               f"worker({steps})"]
     hog = subprocess.Popen(BUSY) if busy else None
     try:
-        out = subprocess.run(cmd + (["--legacy"] if legacy else []), cwd=ROOT, check=True,
-                             capture_output=True, text=True, env=env).stdout
+        out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True,
+                             env=env).stdout
     finally:
         if hog is not None:
             hog.kill()
@@ -107,10 +109,9 @@ def main() -> None:
 
         p = argparse.ArgumentParser()
         p.add_argument("--worker", action="store_true")
-        p.add_argument("--legacy", action="store_true")
         p.add_argument("--steps", type=int, default=20)
         a = p.parse_args()
-        worker(a.steps, a.legacy)
+        worker(a.steps)
         return
     from benchmarks.table import standalone
 
