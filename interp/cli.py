@@ -1,4 +1,4 @@
-"""What the four command-line entry points share: logging set-up and one-line errors.
+"""What the command-line entry points share: logging set-up and one-line errors.
 
 Owns: ``run_cli``, ``check_threads``. Imports only ``interp.errors`` (and ``interp``'s
 process-start thread settings).

@@ -149,3 +149,13 @@ def test_slurm_sweep_matches_local(local_sweep, tmp_path):
     jobs = json.loads((out / "sweep.json").read_text())["cells"]
     assert all(c["threads"] == 1 and not c["skipped"] for c in jobs)
     assert list((out / "jobs").glob("*_submission.sh"))
+
+
+@pytest.mark.slow
+def test_sweep_page_renders_its_figure(local_sweep):
+    from tests.reports.browser import render
+    from tests.reports.test_browser import ARTIFACTS, _need_browser
+
+    _need_browser()
+    r = render(local_sweep[0] / "sweep.html", ARTIFACTS / "screenshots" / "sweep.png")
+    assert r.errors == [] and r.declared == 1 == r.rendered, r
