@@ -2,7 +2,7 @@
 
     python -m interp.sweep SPEC.toml [--executor local|slurm] [--workers N] [--threads T]
                            [--seeds N] [--preset P] [--set key=value ...] [--out DIR]
-                           [--dry-run]
+                           [--dry-run | --table-only]
     python -m interp.sweep --list-metrics [STUDY]
 
 SPEC is a TOML (or YAML) file (examples in ``sweeps/``); the work is in ``interp.sweeps``;
@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="output directory (default runs/sweeps/NAME)")
     p.add_argument("--dry-run", action="store_true",
                    help="list the cells and which are finished; run nothing")
+    p.add_argument("--table-only", action="store_true",
+                   help="run nothing; write the table of the cells finished so far")
     p.add_argument("--list-metrics", nargs="?", const="", default=None, metavar="STUDY")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 state = "finished" if c.label in pl.done else "to run"
                 print(f"  {state:9s} {c.label}  -> {c.run_dir(spec, pl.threads)}")
             return
-        out = run_sweep(spec, progress=not args.no_progress)
+        out = run_sweep(spec, progress=not args.no_progress, table_only=args.table_only)
         print(f"wrote {out}/sweep.md, sweep.json, sweep.html")
 
     return run_cli(body)

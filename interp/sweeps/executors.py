@@ -136,11 +136,11 @@ def run_slurm(jobs: list[CellJob], folder: Path, workers: int, timeout_min: int,
     """One Slurm job array, at most ``workers`` tasks running at once."""
     import shutil
 
+    if not jobs:
+        return
     if shutil.which("sbatch") is None:
         raise UsageError("--executor slurm needs Slurm's sbatch on PATH; run on a cluster's "
                          "login node, or use --executor local")
-    if not jobs:
-        return
     ex = submitit.SlurmExecutor(folder=folder)
     params = {"job_name": f"interp-{name}", "time": timeout_min,
               "cpus_per_task": slurm.cpus_per_task, "mem": f"{slurm.mem_gb:g}GB",

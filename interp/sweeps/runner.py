@@ -7,7 +7,8 @@
    ``sweep-cell.json`` record with the cell's key (study, config, seeds, threads); finished
    cells are not resubmitted. The others go to the executor, whose workers hit the store for
    every stage that exists (a sweep killed half-way resumes where it stopped).
-3. A progress bar counts finished cells; each result is logged as it arrives. A failed
+3. A progress bar counts finished cells (``--table-only``: run nothing and tabulate the
+   cells finished so far, even while the sweep runs); each result is logged as it arrives. A failed
    cell does not stop the others; the sweep then ends with a one-line error naming the
    failed cells and their logs, and writes no table.
 4. The table (``interp.sweeps.table``) is written from the cells' ``summary.json``.
@@ -21,6 +22,7 @@ Owns: ``run_sweep``, ``worker_threads``, ``plan``. Must not import: analysis, th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -83,16 +85,22 @@ def plan(spec: SweepSpec, store: Store | None = None) -> Plan:
     return Plan(cs, threads, done, jobs)
 
 
-def run_sweep(spec: SweepSpec, store: Store | None = None, progress: bool = True) -> Path:
-    """Run the sweep; returns its output directory (holding sweep.json/.md/.html)."""
+def run_sweep(spec: SweepSpec, store: Store | None = None, progress: bool = True,
+              table_only: bool = False) -> Path:
+    """Run the sweep; returns its output directory (holding sweep.json/.md/.html).
+    ``table_only``: run nothing, write the table of the cells finished so far (the
+    unfinished ones are listed in it)."""
     store = store if store is not None else Store()
     columns = table.check_columns(spec.study, [c for c in (spec.metric, *spec.columns) if c])
     columns = list(dict.fromkeys(columns))
     out = spec.out_dir
     check_writable_dir(out, "the sweep's out")
     check_writable_dir(store.root, "the cache (INTERP_CACHE)")
-    with run_lock(out):
+    # a partial table may be written while the sweep runs (the sweep rewrites it at the end)
+    with contextlib.nullcontext() if table_only else run_lock(out):
         p = plan(spec, store)
+        if table_only and not p.done:
+            raise UsageError(f"no cell of {spec.name} has finished yet; nothing to tabulate")
         cores = available_cores()
         if spec.executor == "local" and spec.workers * p.threads > cores:
             log.warning("%d workers x %d threads > %d cores: the workers will fight over the "
@@ -116,8 +124,9 @@ def run_sweep(spec: SweepSpec, store: Store | None = None, progress: bool = True
             log.info("cell %s finished in %.0f s", job.label, result["seconds"])
 
         try:
-            EXECUTORS[spec.executor](p.jobs, out / "jobs", spec.workers, spec.timeout_min,
-                                     on_done, slurm=spec.slurm, name=spec.name)
+            EXECUTORS[spec.executor]([] if table_only else p.jobs, out / "jobs", spec.workers,
+                                     spec.timeout_min, on_done, slurm=spec.slurm,
+                                     name=spec.name)
         finally:
             bar.close()
         if failed:
@@ -126,11 +135,15 @@ def run_sweep(spec: SweepSpec, store: Store | None = None, progress: bool = True
                              "runs only the unfinished cells")
         rows = []
         for c in p.cells:
+            if c.label not in records:  # table_only: not finished yet
+                continue
             run_dir = c.run_dir(spec, p.threads)
             summary = json.loads((run_dir / "summary.json").read_text())
             rows.append({"label": c.label, "sets": c.sets, "run_dir": run_dir,
                          "summary": summary, "record": records[c.label],
                          "skipped": c.label in p.done})
         spec_dict = dataclasses.asdict(spec)
-        table.write(out, spec_dict, spec.study, columns, table.rows(spec.study, columns, rows))
+        missing = [c.label for c in p.cells if c.label not in records]
+        table.write(out, spec_dict, spec.study, columns, table.rows(spec.study, columns, rows),
+                    missing)
     return out

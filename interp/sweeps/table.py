@@ -139,8 +139,10 @@ def markdown(study: str, columns: list[str], table: list[dict]) -> str:
     return md_table(head, body)
 
 
-def write(out: Path, spec: dict, study: str, columns: list[str], table: list[dict]) -> None:
-    """``sweep.json``, ``sweep.md`` and ``sweep.html`` in ``out`` (each written atomically)."""
+def write(out: Path, spec: dict, study: str, columns: list[str], table: list[dict],
+          missing: list[str] | None = None) -> None:
+    """``sweep.json``, ``sweep.md`` and ``sweep.html`` in ``out`` (each written atomically);
+    ``missing``: cells not finished yet (a partial table says so first)."""
     first = columns[0]
     metric = METRICS[study][first]
     seeds = len(table[0]["seeds"]) if table else 0
@@ -150,9 +152,12 @@ def write(out: Path, spec: dict, study: str, columns: list[str], table: list[dic
              "seeds [95% t interval over seeds]"
              + (" in %" if metric.pct else "") + ". Metrics: "
              + "; ".join(f"`{n}`: {METRICS[study][n].what}" for n in columns) + ".")
+    if missing:
+        notes = (f"**Partial: {len(missing)} cell(s) not finished and not shown: "
+                 f"{', '.join(missing)}.** " + notes)
     md = f"# Sweep {spec['name']}\n\n{notes}\n\n{markdown(study, columns, table)}\n"
     write_json(out / "sweep.json", {"spec": spec, "study": study, "columns": columns,
-                                   "cells": table})
+                                   "cells": table, "unfinished": list(missing or [])})
     write_text(out / "sweep.md", md)
     k = 100 if metric.pct else 1
     groups = {r["label"]: [x * k for x in r["metrics"][first]["values"] if x is not None]

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from interp.storage.store import Store
 from interp.sweep import main
+from interp.sweeps.runner import run_sweep
 from interp.sweeps.spec import cells, load_spec
 from tests.sweeps.slurm import ensure_cluster
 
@@ -110,6 +112,11 @@ def local_sweep(tmp_path_factory):
     first = {p: p.read_text() for p in records}
     assert len(first) < 3, "killed too late: every cell had finished"
     assert not (out / "sweep.json").exists()
+    # the table of what has finished so far, running nothing
+    run_sweep(load_spec(spec), Store(cache), progress=False, table_only=True)
+    partial = json.loads((out / "sweep.json").read_text())
+    assert len(partial["cells"]) == len(first) and len(partial["unfinished"]) == 3 - len(first)
+    assert "**Partial: " in (out / "sweep.md").read_text()
     again = run_cli([str(spec), "--workers", "1"], cache)
     log, _ = again.communicate(timeout=600)
     assert again.returncode == 0, log
@@ -124,6 +131,7 @@ def test_killed_sweep_resumes_without_redoing_finished_studies(local_sweep):
     for path, text in first.items():
         assert path.read_text() == text  # not rerun: the record is untouched
     table = json.loads((out / "sweep.json").read_text())["cells"]
+    assert len(table) == 3 and "Partial" not in (out / "sweep.md").read_text()
     assert [c["skipped"] for c in table].count(True) == n
     assert all(c["threads"] == 1 for c in table)
     assert (out / "sweep.md").read_text().count("| hidden=") == 3
