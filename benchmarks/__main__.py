@@ -37,17 +37,19 @@ def main(argv: list[str] | None = None) -> int:
         attribution,
         capture,
         common,
+        contention,
         digits,
         memory,
         pretrain,
         recorder,
         sae,
+        sweep,
     )
     from benchmarks.table import report
 
     common.SHOW_PROGRESS = show
-    rows = {m.ROW.name: m.ROW for m in (pretrain, recorder, attribution, digits, align, capture,
-                                        sae, memory)}
+    rows = {m.ROW.name: m.ROW for m in (pretrain, contention, recorder, attribution, digits,
+                                        sweep, align, capture, sae, memory)}
     p = argparse.ArgumentParser(prog="python -m benchmarks",
                                 description="Run the benchmark rows; print the markdown table.")
     p.add_argument("--reps", type=int, default=None, help="paired repetitions (default 5; "

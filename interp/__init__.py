@@ -1,4 +1,24 @@
-"""interp: a mechanistic-interpretability toolkit for subliminal learning."""
+"""interp: a mechanistic-interpretability toolkit for subliminal learning.
+
+Process start (this runs before torch is imported by any ``python -m interp.*`` command):
+
+1. Threads. torch's intra-op thread count is, in order: ``INTERP_THREADS`` (a positive
+   integer; the toolkit's own setting, it overrides ``OMP_NUM_THREADS``), else
+   ``OMP_NUM_THREADS`` if set, else the number of cores this process may run on
+   (``os.sched_getaffinity``: a Slurm job's or a ``taskset``'s cores, not the machine's).
+   It is set through ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` so torch's pools start at that
+   size. The store keys every stage by the thread count (float sums depend on it), so the
+   same setting reuses the same cache entries. A sweep gives each of its workers
+   ``cores // workers`` threads (``interp.sweeps``).
+2. Waiting threads sleep (``OMP_WAIT_POLICY=PASSIVE`` unless set). With OpenMP's default
+   spin-waiting, a run whose threads share a core with another busy process spends most of
+   its time spinning at barriers (measured: base pretraining about 25x slower while one
+   other CPU-bound process ran); sleeping threads leave the core to whoever has work. The
+   policy changes how a thread waits, not what it computes: one-thread runs repeat bit for
+   bit under either policy (``tests/test_threads.py``). Runs with 2 threads need not repeat
+   bit for bit on a busy machine, under either policy (``analyses/thread_repeat.py`` counts
+   the distinct results); a sweep's one-thread workers do. Benchmark row ``contention``.
+"""
 
 import os
 
@@ -7,3 +27,30 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_DISABLED", "true")
 
 __version__ = "0.1.0"
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def requested_threads(env: "os._Environ[str] | dict[str, str]" = os.environ) -> int | None:
+    """``INTERP_THREADS`` as a positive int; None when unset or invalid (the CLIs report an
+    invalid value on one line, ``interp.cli.check_threads``)."""
+    raw = env.get("INTERP_THREADS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+
+def _configure_threads() -> None:
+    n = requested_threads()
+    if n is None and "OMP_NUM_THREADS" not in os.environ:
+        n = available_cores()
+    if n is not None:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+_configure_threads()

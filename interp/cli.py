@@ -1,8 +1,9 @@
-"""What the four command-line entry points share: logging set-up and one-line errors.
+"""What the command-line entry points share: logging set-up and one-line errors.
 
-Owns: ``run_cli``, the external-model flags (``add_external_args``, ``external_specs``).
-Imports only ``interp.errors`` (and, lazily, ``interp.analysis.external`` and
-``interp.storage.rundir`` for an external run).
+Owns: ``run_cli``, ``check_threads``, the external-model flags (``add_external_args``,
+``external_specs``). Imports only ``interp.errors`` and ``interp``'s process-start thread
+settings (and, lazily, ``interp.analysis.external`` and ``interp.storage.rundir`` for an
+external run).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from interp import requested_threads
 from interp.errors import UsageError
 
 # a full or read-only disk met mid-run: what was finished stays in the cache
@@ -37,11 +40,20 @@ def _disk_error(e: BaseException) -> OSError | None:
     return None
 
 
+def check_threads() -> None:
+    """A set but invalid ``INTERP_THREADS`` is a one-line error (process start ignored it)."""
+    raw = os.environ.get("INTERP_THREADS")
+    if raw is not None and raw.strip() and requested_threads() is None:
+        raise UsageError(f"INTERP_THREADS must be a positive integer (torch threads per "
+                         f"process), got {raw!r}; unset it to use the cores available")
+
+
 def run_cli(body: Callable[[], None], errors: tuple[type[Exception], ...] = ()) -> int:
     """Run a command's body: 0 on success, 2 with ``error: <message>`` on one line for a
     ``UsageError`` (or one of ``errors``) or a full/read-only disk, never a traceback for
     bad input."""
     try:
+        check_threads()
         body()
     except (UsageError, *errors) as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)

@@ -21,6 +21,8 @@ ALLOWED = {
     "analysis": ("interp.analysis", "interp.studies", "interp.storage", "interp.metrics",
                  "interp.loading", *BASE),
     "loading": ("interp.loading", "interp.studies", "interp.storage", *BASE),
+    "sweeps": ("interp.sweeps", "interp.studies", "interp.storage", "interp.metrics",
+               "interp.reports", "interp.available_cores", *BASE),
     "reports": ("interp.reports", "interp.metrics", "interp.storage.store", "interp.storage.rundir",
                 "interp.analysis.results", *BASE),
 }
@@ -59,4 +61,4 @@ def test_module_says_what_it_owns(path):
 def test_top_level_holds_only_the_entry_points():
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert top == ["__init__.py", "align.py", "cache.py", "cli.py", "errors.py",
-                   "fingerprint.py", "study.py", "validation.py"]
+                   "fingerprint.py", "study.py", "sweep.py", "validation.py"]
