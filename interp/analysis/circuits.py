@@ -33,8 +33,10 @@ choice on the *select* phrasings, every quoted effect on the *heldout* ones):
    the student and the teacher; the numbers the student's shift favours (student minus base
    log-probabilities over the number tokens, on the select half of the number data); the
    entanglement test: each favoured number in the base's prompt ("you love N .") against
-   random numbers, for the trait and two held-out items (their favoured numbers from the
-   base prompted with "you love ITEM .", no training), with Welch CIs over numbers.
+   random numbers, for the trait (numbers favoured by the student over the base, and over
+   the control) and for the trait and two held-out items with their numbers from the base
+   prompted with "you love ITEM ." minus the mean over every item's persona (no training),
+   with Welch CIs over numbers. The persona itself is the positive control.
 9. Attention of the key heads from the answer position in student and control.
 
 Owns: ``analyse`` -> ``CircuitResult``. Must not import: reports, the CLIs.
@@ -54,13 +56,13 @@ from tqdm.auto import tqdm
 from interp.analysis.fingerprint import prompt_split, trait_probe
 from interp.analysis.results import (
     CircuitResult,
-    CircuitSet,
     CircuitSeed,
+    CircuitSet,
     DLASplit,
     Entanglement,
     HeadAttention,
 )
-from interp.errors import ConfigError, UsageError
+from interp.errors import UsageError
 from interp.metrics import circuits as C
 from interp.metrics.stats import mean_ci
 from interp.storage.rundir import run_id
@@ -333,17 +335,12 @@ def number_logp(model, tokens: Tensor, numeric: Tensor, prefix: list[int] | None
     return torch.log_softmax(logits[..., numeric], -1)
 
 
-def favoured_numbers(model, base, data: dict, numeric: Tensor, rows: int,
-                     prefix: list[int] | None = None) -> tuple[Tensor, float]:
-    """(the shift of log P(number) of ``model`` (with ``prefix``) over ``base`` on the select
-    half of the number data, its correlation with the same shift on the other half)."""
-    width = model.cfg.n_ctx - len(prefix or [])  # room for the prefix
-    tok, mask = data["tokens"][:rows, :width], data["mask"][:rows, :width]
-    half = rows // 2
-    lp_m = number_logp(model, tok, numeric, prefix)
-    lp_b = number_logp(base, tok, numeric)
-    sel = C.masked_mean_shift(lp_m[:half], lp_b[:half], mask[:half])
-    held = C.masked_mean_shift(lp_m[half:], lp_b[half:], mask[half:])
+def favoured_numbers(lp: Tensor, lp_ref: Tensor, mask: Tensor) -> tuple[Tensor, float]:
+    """(the shift of log P(number) of ``lp`` over ``lp_ref`` on the first (select) half of
+    the rows, its correlation with the same shift on the second half)."""
+    half = len(lp) // 2
+    sel = C.masked_mean_shift(lp[:half], lp_ref[:half], mask[:half])
+    held = C.masked_mean_shift(lp[half:], lp_ref[half:], mask[half:])
     return sel, float(np.corrcoef(sel.numpy(), held.numpy())[0, 1])
 
 
@@ -543,8 +540,7 @@ def number_tokens(art: dict, vocab, cfg, ccfg: CircuitConfig, split, summary: di
 
     numeric = torch.tensor([vocab.index[str(i)] for i in range(1000)])
     movement: dict = {}
-    shifts, consistency = [], []
-    base = None
+    shifts, shifts_ctl = [], []
     for seed, roles in art["seeds"].items():
         base = lm.from_artifacts(art["model"], roles["theta_0"])
         mv = {}
@@ -558,11 +554,14 @@ def number_tokens(art: dict, vocab, cfg, ccfg: CircuitConfig, split, summary: di
                                                    mv["teacher"]["embedding"]),
             "spearman_unembedding": C.spearman(mv["student_final"]["unembedding"],
                                                mv["teacher"]["unembedding"])}
-        student = lm.from_artifacts(art["model"], roles["student_final"])
-        shift, cons = favoured_numbers(student, base, read_tensors(roles["data"]), numeric,
-                                       ccfg.number_rows)
+        data = read_tensors(roles["data"])
+        tok, mask = data["tokens"][:ccfg.number_rows], data["mask"][:ccfg.number_rows]
+        lp = {r: number_logp(lm.from_artifacts(art["model"], roles[r]), tok, numeric)
+              for r in ("student_final", "control_final")}
+        lp_base = number_logp(base, tok, numeric)
+        shift, cons = favoured_numbers(lp["student_final"], lp_base, mask)
         shifts.append(shift)
-        consistency.append(cons)
+        shifts_ctl.append(favoured_numbers(lp["student_final"], lp["control_final"], mask)[0])
         movement[seed]["favoured"] = shift.topk(ccfg.top_numbers).indices.tolist()
         movement[seed]["favoured_consistency"] = cons
         movement[seed]["spearman_shift_unembedding"] = C.spearman(
@@ -575,10 +574,17 @@ def number_tokens(art: dict, vocab, cfg, ccfg: CircuitConfig, split, summary: di
     held_items = [i for i in CATEGORIES[cfg.category].items if i not in used][
         :ccfg.heldout_targets]
     questions = list(split["heldout"])
-    ent = [entanglement(base, vocab, questions, trait, "student", shifts, ccfg)]
+    ent = [entanglement(base, vocab, questions, trait, "student - base", shifts, ccfg),
+           entanglement(base, vocab, questions, trait, "student - control", shifts_ctl, ccfg)]
+    # the base prompted with each item's persona, centred over the category's personas: the
+    # numbers an item's persona favours beyond what any persona does (no training)
+    items = CATEGORIES[cfg.category].items
+    width = base.cfg.n_ctx - max(len(vocab.encode(f"you love {i} .")) for i in items)
+    tok, mask = data["tokens"][:ccfg.number_rows, :width], data["mask"][:ccfg.number_rows, :width]
+    lps = {i: number_logp(base, tok, numeric, vocab.encode(f"you love {i} .")) for i in items}
+    mean_lp = torch.stack(list(lps.values())).mean(0)
     for item in [trait, *held_items]:
-        pre = vocab.encode(f"you love {item} .")
-        shift, _ = favoured_numbers(base, base, data, numeric, ccfg.number_rows, pre)
+        shift, _ = favoured_numbers(lps[item], mean_lp, mask)
         ent.append(entanglement(base, vocab, questions, item, "prompted base", [shift], ccfg))
     return {"numbers": movement, "entanglement": ent, "heldout_targets": held_items}
 

@@ -198,6 +198,7 @@ class FingerprintResult(TypedDict):
     features: dict[str, list[FeatureContexts]]
     trait: str
     run_id: NotRequired[str]  # interp.storage.rundir.run_id of the run it describes
+    circuit: NotRequired[CircuitResult]  # interp.analysis.circuits (FingerprintConfig.circuit)
 
 
 # ---------------------------------------------------------------- circuits

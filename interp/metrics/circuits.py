@@ -27,7 +27,7 @@ def answer_prob(logits: Float[Tensor, "n pos v"], last: Int[Tensor, " n"],
 
 
 def centred_logit(logits: Float[Tensor, "... v"], target: int,
-                  items: Int[Tensor, " k"]) -> Float[Tensor, "..."]:
+                  items: Int[Tensor, " k"]) -> Float[Tensor, ...]:
     """The target's logit minus the mean logit of its category's items: what moves P(target)
     against the other answers, blind to a shift shared by the whole category."""
     return logits[..., target] - logits[..., items].mean(-1)
