@@ -4,8 +4,8 @@ With no argument it runs (or reuses) the default owl-numbers study. Writes
 ``fingerprint.json``, ``fingerprint.md`` and ``fingerprint.html`` beside the run (and adds
 a fingerprint section to ``align.html`` when the run has one), with a "Circuit" section
 (``interp.analysis.circuits``: per-head and per-MLP patching, attribution and path patching,
-centred DLA, logit lens, number tokens, the entanglement test) unless ``--no-circuit``. The computation is
-``interp.analysis.fingerprint``, the rendering ``interp.reports.fingerprint``.
+centred DLA, logit lens, number tokens, the entanglement test) unless ``--no-circuit``. The
+computation is ``interp.analysis.fingerprint``, the rendering ``interp.reports.fingerprint``.
 """
 
 from __future__ import annotations
