@@ -100,11 +100,11 @@ def diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) \
     d = sum(a) / len(a) - sum(b) / len(b)
     if len(a) < 2 or len(b) < 2:
         return d, math.nan, math.nan
-    va = _st.tvar(a) / len(a)
-    vb = _st.tvar(b) / len(b)
+    va = float(_st.tvar(a)) / len(a)
+    vb = float(_st.tvar(b)) / len(b)
     se = math.sqrt(va + vb)
     if se == 0:
         return d, d, d
     dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = _st.t.ppf(0.5 + level / 2, dof) * se
+    half = float(_st.t.ppf(0.5 + level / 2, dof)) * se
     return d, d - half, d + half
