@@ -38,6 +38,9 @@ choice on the *select* phrasings, every quoted effect on the *heldout* ones):
    prompted with "you love ITEM ." minus the mean over every item's persona (no training),
    with Welch CIs over numbers. The persona itself is the positive control.
 9. Attention of the key heads from the answer position in student and control.
+10. MLP neurons: per layer, the top neurons by attribution patching (each neuron's write,
+    activation times its own W_out row, student minus control) on the select prompts; their
+    joint patch on the held-out prompts against random neuron sets of the same size.
 
 Owns: ``analyse`` -> ``CircuitResult``. Must not import: reports, the CLIs.
 """
@@ -61,6 +64,7 @@ from interp.analysis.results import (
     DLASplit,
     Entanglement,
     HeadAttention,
+    NeuronResult,
 )
 from interp.errors import UsageError
 from interp.metrics import circuits as C
@@ -84,6 +88,7 @@ class CircuitConfig:
     top_attribution: int = 20  # units compared between attribution and real patching
     path_heads: int = 3  # receiver heads of path patching
     attention_heads: int = 3  # heads whose attention is shown
+    top_neurons: int = 10  # MLP neurons per layer chosen by attribution on select prompts
     number_rows: int = 256  # number-data rows: the first half selects, the second checks
     top_numbers: int = 10  # favoured numbers tested per target
     random_numbers: int = 30  # random numbers they are compared with
@@ -95,7 +100,7 @@ class CircuitConfig:
         check_types(self)
         check_range(self, ("recover",), 0, 1, low_open=True)
         check_range(self, ("random_draws", "top_attribution", "number_rows", "top_numbers",
-                           "random_numbers"), 1)
+                           "random_numbers", "top_neurons"), 1)
         check_range(self, ("number_rows",), 2, 100_000)
         check_range(self, ("path_heads", "attention_heads", "heldout_targets"), 0)
         check_range(self, ("top_numbers", "random_numbers"), 1, 500)
@@ -467,6 +472,79 @@ def smallest_circuit(per_seed: dict, ctxs: dict, ccfg: CircuitConfig) -> Circuit
                     f"the mean over seeds)"}
 
 
+# ------------------------------------------------------------------ MLP neurons
+def neuron_writes(model, cache: dict, layer: int) -> tuple[Tensor, Tensor]:
+    """(activations [n, pos, d_mlp], W_out [d_mlp, d]): neuron j writes act_j * W_out[j]."""
+    return cache[f"blocks.{layer}.mlp.hook_post"], model.blocks[layer].mlp.W_out.detach()
+
+
+def neuron_hooks(ctx: dict, split: str, layer: int, idx: list[int], cls: str = "all"):
+    """Add the student's write minus the control's for neurons ``idx`` to the control's MLP
+    output (a neuron's write includes its own W_out row, as a head's includes its W_O)."""
+    a_s, w_s = neuron_writes(ctx["models"]["student_final"],
+                             ctx["caches"][split]["student_final"], layer)
+    a_c, w_c = neuron_writes(ctx["models"]["control_final"],
+                             ctx["caches"][split]["control_final"], layer)
+    j = torch.tensor(idx, dtype=torch.long)
+    delta = a_s[..., j] @ w_s[j] - a_c[..., j] @ w_c[j]
+    mask = ctx["masks"][split][cls][..., None]
+    return [(f"blocks.{layer}.hook_mlp_out", lambda x, hook: x + delta * mask)]
+
+
+def neuron_attribution(ctx: dict, split: str, layer: int, cls: str = "all") -> Tensor:
+    """Attribution patching per neuron: grad(mlp_out) . (student's write - control's)."""
+    model, t = ctx["models"]["control_final"], ctx["targets"][split]
+    saved: dict[str, Tensor] = {}
+
+    def keep(x, hook):
+        x.retain_grad()
+        saved["x"] = x
+        return x
+    with torch.enable_grad():
+        logits = model.run_with_hooks(t.probe["trait"],
+                                      fwd_hooks=[(f"blocks.{layer}.hook_mlp_out", keep)])
+        C.answer_prob(logits, t.probe["trait_last"], t.target).backward()
+    model.zero_grad(set_to_none=True)
+    g = saved["x"].grad * ctx["masks"][split][cls][..., None]
+    a_s, w_s = neuron_writes(ctx["models"]["student_final"],
+                             ctx["caches"][split]["student_final"], layer)
+    a_c, w_c = neuron_writes(model, ctx["caches"][split]["control_final"], layer)
+    return ((a_s * (g @ w_s.T)) - (a_c * (g @ w_c.T))).sum((0, 1))
+
+
+def neuron_circuit(ctxs: dict, layer: int, ccfg: CircuitConfig) -> NeuronResult:
+    """The MLP's top neurons by attribution on the select prompts (mean over seeds); their
+    joint patch (student into control, all positions) on the held-out prompts vs random
+    neuron sets of the same size; attribution vs real patching per top neuron."""
+    first = next(iter(ctxs.values()))
+    d_mlp = first["models"]["theta_0"].cfg.d_mlp
+    k = min(ccfg.top_neurons, d_mlp)
+    est = torch.stack([neuron_attribution(ctx, "select", layer) for ctx in ctxs.values()])
+    top = est.mean(0).topk(k).indices.tolist()
+
+    def rec(ctx, idx):
+        m = ctx["meas"]["heldout"]
+        out = ctx["targets"]["heldout"].measure(ctx["models"]["control_final"],
+                                                 neuron_hooks(ctx, "heldout", layer, idx))
+        return C.recovered(out["rate"], m["control_final"]["rate"], m["student_final"]["rate"])
+    held = [rec(ctx, top) for ctx in ctxs.values()]
+    rng = np.random.default_rng(ccfg.seed + layer)
+    rand = [float(np.mean([rec(ctx, sorted(rng.choice(d_mlp, k, replace=False).tolist()))
+                           for ctx in ctxs.values()])) for _ in range(ccfg.random_draws)]
+    # attribution vs real per top neuron (held-out), as recovered fractions
+    est_h = torch.stack([neuron_attribution(ctx, "heldout", layer) for ctx in ctxs.values()])
+    gaps = [ctx["meas"]["heldout"]["student_final"]["rate"]
+            - ctx["meas"]["heldout"]["control_final"]["rate"] for ctx in ctxs.values()]
+    est_top = [float(np.mean([float(est_h[i, j]) / g if g else 0.0 for i, g in enumerate(gaps)]))
+               for j in top]
+    real_top = [float(np.mean([rec(ctx, [j]) for ctx in ctxs.values()])) for j in top]
+    return {"layer": layer, "neurons": top, "heldout": held, "random_heldout": rand,
+            "estimate": est_top, "real": real_top,
+            "spearman": C.spearman(est_top, real_top),
+            "mlp_heldout": [set_recovery(ctx, "heldout", [f"MLP{layer}"])
+                            for ctx in ctxs.values()]}
+
+
 def analyse(run_dir: Path, ccfg: CircuitConfig = CircuitConfig(),
             store: Store | None = None) -> CircuitResult:
     """The whole circuit analysis on one owl-numbers run."""
@@ -500,7 +578,10 @@ def analyse(run_dir: Path, ccfg: CircuitConfig = CircuitConfig(),
     circuit = smallest_circuit(per_seed, ctxs, ccfg)
     first = next(iter(ctxs.values()))
     # path patching for the best heads (ranked on the select prompts)
-    heads = [c for c in circuit["ranking"] if "H" in c][:ccfg.path_heads]
+    # receivers: the best heads that read from earlier components beyond the embedding
+    # (layer >= 1) when the model has them
+    all_heads = [c for c in circuit["ranking"] if "H" in c]
+    heads = ([c for c in all_heads if layer_of(c) >= 1] or all_heads)[:ccfg.path_heads]
     paths = {}
     for rcv in heads:
         senders = [c for c in first["comps"] if layer_of(c) < layer_of(rcv)]
@@ -510,11 +591,14 @@ def analyse(run_dir: Path, ccfg: CircuitConfig = CircuitConfig(),
                                         ctx["meas"]["heldout"]["control_final"],
                                         ctx["meas"]["heldout"]["student_final"])
                             for ctx in ctxs.values()] for snd in senders}
-    attention = [head_attention(first, vocab, h) for h in heads[:ccfg.attention_heads]]
+    attention = [head_attention(first, vocab, h) for h in all_heads[:ccfg.attention_heads]]
+    neurons = [neuron_circuit(ctxs, layer, ccfg) for layer in
+               range(first["models"]["theta_0"].cfg.n_layers)]
     numbers = number_tokens(art, vocab, cfg, ccfg, split, summary)
     return {"trait": summary["trait"], "components": first["comps"], "split": split,
             "per_seed": per_seed, "circuit": circuit, "paths": paths,
-            "attention": attention, **numbers, "config": dataclasses.asdict(ccfg),
+            "attention": attention, "neurons": neurons, **numbers,
+            "config": dataclasses.asdict(ccfg),
             "ci_covers": summary.get("ci_covers", "seeds"), "run_id": run_id(run_dir)}
 
 

@@ -290,6 +290,19 @@ class Entanglement(TypedDict):
     ratio: float
 
 
+class NeuronResult(TypedDict):
+    """One MLP layer's top neurons (by attribution on select prompts, mean over seeds)."""
+
+    layer: int
+    neurons: list[int]
+    heldout: list[float]  # per seed: the top neurons' joint patch, recovered fraction
+    random_heldout: list[float]  # per draw (mean over seeds), same number of neurons
+    estimate: list[float]  # per top neuron, held-out attribution estimate (mean over seeds)
+    real: list[float]  # per top neuron, its real patch alone
+    spearman: float
+    mlp_heldout: list[float]  # per seed: the whole MLP's patch
+
+
 class CircuitResult(TypedDict):
     trait: str
     components: list[str]
@@ -298,6 +311,7 @@ class CircuitResult(TypedDict):
     circuit: CircuitSet
     paths: dict[str, dict[str, list[float]]]  # receiver -> sender -> per seed recovered
     attention: list[HeadAttention]
+    neurons: list[NeuronResult]
     numbers: dict[str, dict]  # seed -> movement of number tokens, favoured numbers
     entanglement: list[Entanglement]
     heldout_targets: list[str]

@@ -287,12 +287,19 @@ def circuit_tables(c: dict) -> dict[str, str]:
                          f"{m['favoured_consistency']:+.2f}"))
     nums = md_table(["seed", "model", "what", "most moved numbers (L2 from base)", "median"],
                     num_rows)
+    neurons = md_table(["MLP", "top neurons (attribution, select)", "joint patch (held-out)",
+                        "random neurons, same number", "whole MLP",
+                        "Spearman (attribution vs real, per neuron)"],
+                       [(n["layer"], " ".join(map(str, n["neurons"])), fmt_ci(n["heldout"]),
+                         fmt_ci(n["random_heldout"]), fmt_ci(n["mlp_heldout"]),
+                         f"{n['spearman']:+.2f}") for n in c["neurons"]])
     rho = md_table(["seed", "Spearman (attribution vs real, top units)", "units"],
                    [(k, f"{s['attribution_check']['spearman']:+.3f}",
                      len(s["attribution_check"]["top"])) for k, s in ps.items()])
     return {"patching": patch, "circuit": circ, "dla": md_table(["term", "mean over seeds"],
                                                                  dla_rows),
-            "paths": paths, "entanglement": ent, "numbers": nums, "attribution": rho}
+            "paths": paths, "entanglement": ent, "numbers": nums, "attribution": rho,
+            "neurons": neurons}
 
 
 def circuit_figures(c: dict) -> dict[str, list[go.Figure]]:
@@ -341,8 +348,15 @@ def circuit_figures(c: dict) -> dict[str, list[go.Figure]]:
     dla.update_layout(title=f"direct logit attribution of the student's shift in the centred "
                       f"{c['trait']} logit (mean over seeds)", yaxis_title="centred logit",
                       height=400)
+    nf = go.Figure()
+    for n in c["neurons"]:
+        nf.add_trace(go.Scatter(x=n["real"], y=n["estimate"], mode="markers",
+                                text=[str(j) for j in n["neurons"]], name=f"MLP{n['layer']}"))
+    nf.update_layout(title="top MLP neurons: attribution estimate vs real patch (held-out, "
+                     "mean over seeds)", xaxis_title="real patch: recovered",
+                     yaxis_title="estimate: recovered", height=400)
     figs = {"patching": [heat], "circuit": [bars], "attribution": [scatter],
-            "lens": [lens], "dla": [dla]}
+            "lens": [lens], "dla": [dla], "neurons": [nf]}
     if c["paths"]:
         recv = list(c["paths"])
         send = sorted({s for d in c["paths"].values() for s in d}, key=comps.index)
@@ -401,6 +415,7 @@ def circuit_sections(c: dict) -> list[tuple[str, str, list[go.Figure]]]:
          + md_to_html(t["circuit"]), f["circuit"]),
         ("Circuit: attribution patching vs real patching", md_to_html(t["attribution"]),
          f["attribution"]),
+        ("Circuit: MLP neurons", md_to_html(t["neurons"]), f["neurons"]),
         ("Circuit: path patching", md_to_html(t["paths"]), f.get("paths", [])),
         ("Circuit: direct logit attribution (centred unembedding)", md_to_html(t["dla"]),
          f["dla"]),
@@ -417,6 +432,7 @@ def circuit_markdown(c: dict) -> str:
         "### Activation patching per component (held-out; recovered fraction, mean over "
         "seeds)", "", t["patching"], "", "### The smallest set", "", c["circuit"]["rule"], "",
         t["circuit"], "", "### Attribution patching vs real patching", "", t["attribution"], "",
+        "### MLP neurons", "", t["neurons"], "",
         "### Path patching", "", t["paths"], "",
         "### Direct logit attribution (centred unembedding, answer position)", "", t["dla"], "",
         "### Number tokens", "", t["numbers"], "", "### Entanglement test", "",
