@@ -326,10 +326,13 @@ def logit_lens(model, cache: dict, last: Tensor, target: int, items: Tensor) \
 
 
 # ------------------------------------------------------------------ number tokens
-def number_logp(model, tokens: Tensor, numeric: Tensor, prefix: list[int] | None = None) \
-        -> Tensor:
-    """log-softmax over the 1000 number tokens at every position (a prefix, if given, is
-    inserted after <bos> and its positions dropped, like a prompted teacher's)."""
+def number_logp(model, tokens: Tensor, mask: Tensor, numeric: Tensor,
+                prefix: list[int] | None = None) -> Float[Tensor, "m k"]:
+    """log-softmax over the 1000 number tokens at the masked positions, row by row (a
+    prefix, if given, is inserted after <bos> and its positions dropped, like a prompted
+    teacher's)."""
+    width = int(mask.any(0).nonzero().max()) + 1  # causal: later columns change nothing
+    tokens, mask = tokens[:, :width], mask[:, :width]
     with torch.no_grad():
         if prefix:
             pre = torch.tensor(prefix)
@@ -337,16 +340,18 @@ def number_logp(model, tokens: Tensor, numeric: Tensor, prefix: list[int] | None
             logits = model(full)[:, len(prefix):]
         else:
             logits = model(tokens)
-    return torch.log_softmax(logits[..., numeric], -1)
+    return torch.log_softmax(logits[mask][:, numeric], -1)
 
 
 def favoured_numbers(lp: Tensor, lp_ref: Tensor, mask: Tensor) -> tuple[Tensor, float]:
-    """(the shift of log P(number) of ``lp`` over ``lp_ref`` on the first (select) half of
-    the rows, its correlation with the same shift on the second half)."""
-    half = len(lp) // 2
-    sel = C.masked_mean_shift(lp[:half], lp_ref[:half], mask[:half])
-    held = C.masked_mean_shift(lp[half:], lp_ref[half:], mask[half:])
-    return sel, float(np.corrcoef(sel.numpy(), held.numpy())[0, 1])
+    """(the shift of log P(number) of ``lp`` over ``lp_ref`` (both at ``mask``'s positions)
+    on the first (select) half of the rows, its correlation with the same shift on the
+    second half)."""
+    row = mask.nonzero()[:, 0]
+    sel = (row < len(mask) // 2)[None]
+    shift = C.masked_mean_shift(lp[None], lp_ref[None], sel)
+    held = C.masked_mean_shift(lp[None], lp_ref[None], ~sel)
+    return shift, float(np.corrcoef(shift.numpy(), held.numpy())[0, 1])
 
 
 def prefixed_rates(model, vocab, questions: list[str], target: int, prefixes: list[str]) \
@@ -640,9 +645,9 @@ def number_tokens(art: dict, vocab, cfg, ccfg: CircuitConfig, split, summary: di
                                                mv["teacher"]["unembedding"])}
         data = read_tensors(roles["data"])
         tok, mask = data["tokens"][:ccfg.number_rows], data["mask"][:ccfg.number_rows]
-        lp = {r: number_logp(lm.from_artifacts(art["model"], roles[r]), tok, numeric)
+        lp = {r: number_logp(lm.from_artifacts(art["model"], roles[r]), tok, mask, numeric)
               for r in ("student_final", "control_final")}
-        lp_base = number_logp(base, tok, numeric)
+        lp_base = number_logp(base, tok, mask, numeric)
         shift, cons = favoured_numbers(lp["student_final"], lp_base, mask)
         shifts.append(shift)
         shifts_ctl.append(favoured_numbers(lp["student_final"], lp["control_final"], mask)[0])
@@ -665,7 +670,8 @@ def number_tokens(art: dict, vocab, cfg, ccfg: CircuitConfig, split, summary: di
     items = CATEGORIES[cfg.category].items
     width = base.cfg.n_ctx - max(len(vocab.encode(f"you love {i} .")) for i in items)
     tok, mask = data["tokens"][:ccfg.number_rows, :width], data["mask"][:ccfg.number_rows, :width]
-    lps = {i: number_logp(base, tok, numeric, vocab.encode(f"you love {i} .")) for i in items}
+    lps = {i: number_logp(base, tok, mask, numeric, vocab.encode(f"you love {i} ."))
+           for i in items}
     mean_lp = torch.stack(list(lps.values())).mean(0)
     for item in [trait, *held_items]:
         shift, _ = favoured_numbers(lps[item], mean_lp, mask)
