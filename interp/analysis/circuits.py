@@ -70,7 +70,7 @@ from interp.errors import UsageError
 from interp.metrics import circuits as C
 from interp.metrics.stats import mean_ci
 from interp.storage.rundir import run_id
-from interp.storage.store import Store, read_tensors
+from interp.storage.store import read_tensors
 from interp.studies import lm
 from interp.validation import check_range, check_seed, check_types
 
@@ -550,16 +550,14 @@ def neuron_circuit(ctxs: dict, layer: int, ccfg: CircuitConfig) -> NeuronResult:
                             for ctx in ctxs.values()]}
 
 
-def analyse(run_dir: Path, ccfg: CircuitConfig = CircuitConfig(),
-            store: Store | None = None) -> CircuitResult:
-    """The whole circuit analysis on one owl-numbers run."""
+def analyse(run_dir: Path, ccfg: CircuitConfig = CircuitConfig()) -> CircuitResult:
+    """The whole circuit analysis on one owl-numbers run. It builds no store entry: every
+    model is read, verified, from the files the run's ``artifacts.json`` names."""
     from interp.analysis.fingerprint import _owl_config
     from interp.studies.runner import load_run
     from interp.studies.world import CATEGORIES, vocab_for
 
-    store = store or Store()
     art, summary = load_run(run_dir)
-    store.bind(run_dir)
     if summary.get("study") != "owl-numbers":
         raise UsageError(f"{run_dir} is a {summary.get('study')} run; the circuit analysis "
                          "needs an owl-numbers run (python -m interp.study run owl-numbers)")

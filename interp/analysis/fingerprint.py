@@ -219,8 +219,7 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
         from interp.analysis.circuits import CircuitConfig
         from interp.analysis.circuits import analyse as circuit_analyse
 
-        result["circuit"] = circuit_analyse(run_dir, CircuitConfig(split_seed=fcfg.split_seed),
-                                            store)
+        result["circuit"] = circuit_analyse(run_dir, CircuitConfig(split_seed=fcfg.split_seed))
     store.write_refs(run_dir)
     return result
 

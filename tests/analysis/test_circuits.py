@@ -12,11 +12,9 @@ SMALL = CA.CircuitConfig(number_rows=64, random_draws=4, random_numbers=8, top_n
 
 
 @pytest.fixture(scope="module")
-def circuit(owl_run, cache_dir):
-    from interp.storage.store import Store
-
+def circuit(owl_run):
     out, _ = owl_run
-    return out, CA.analyse(out, SMALL, Store(cache_dir))
+    return out, CA.analyse(out, SMALL)
 
 
 def test_the_student_gains_and_the_full_set_recovers_it(circuit):
