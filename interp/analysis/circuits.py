@@ -68,7 +68,6 @@ from interp.analysis.results import (
 )
 from interp.errors import UsageError
 from interp.metrics import circuits as C
-from interp.metrics.stats import mean_ci
 from interp.storage.rundir import run_id
 from interp.storage.store import read_tensors
 from interp.studies import lm
@@ -675,19 +674,3 @@ def number_tokens(art: dict, vocab, cfg, ccfg: CircuitConfig, split, summary: di
         shift, _ = favoured_numbers(lps[item], mean_lp, mask)
         ent.append(entanglement(base, vocab, questions, item, "prompted base", [shift], ccfg))
     return {"numbers": movement, "entanglement": ent, "heldout_targets": held_items}
-
-
-def summary_numbers(r: CircuitResult) -> dict:
-    """The must-show numbers as plain values (mean over seeds; CIs where quoted)."""
-    c = r["circuit"]
-    dla = [s["dla"] for s in r["per_seed"].values()]
-    rho = [s["attribution_check"]["spearman"] for s in r["per_seed"].values()]
-    return {"size": c["size"], "components": c["components"],
-            "heldout": mean_ci(c["heldout"]), "random": mean_ci(c["random_heldout"]),
-            "spearman": rho,
-            "dla": {k: float(np.mean([d[k] for d in dla])) for k in
-                    ("delta_logprob", "delta_centred_logit", "rest", "residual_shift",
-                     "readout_change")},
-            "entanglement": [(e["item"], e["source"], float(np.mean(e["top_rates"])),
-                              float(np.mean(e["random_rates"])), e["difference"],
-                              e["difference_ci"]) for e in r["entanglement"]]}

@@ -231,7 +231,12 @@ def circuit_finding(c: dict) -> str:
         f"recovers {fmt_ci(cs['heldout'])} of the student's trait gain (CI over seeds), "
         f"against {fmt_ci(cs['random_heldout'])} for random sets of the same size (CI over "
         f"{len(cs['random_heldout'])} draws) and {fmt_ci(cs['all_heads_mlps_heldout'])} for "
-        f"all heads and MLPs together. Attribution patching against real patching on the top "
+        f"all heads and MLPs together. "
+        + " ".join(f"The top {len(n['neurons'])} neurons of MLP{n['layer']} (by attribution on "
+                   f"select prompts) recover {fmt_ci(n['heldout'])} together, random neurons "
+                   f"as many {fmt_ci(n['random_heldout'])}, the whole MLP "
+                   f"{fmt_ci(n['mlp_heldout'])}." for n in c["neurons"])
+        + " Attribution patching against real patching on the top "
         f"{n_top} (component, position) units: Spearman "
         + ", ".join(f"{x:+.2f}" for x in rho) + " (per seed). "
         f"DLA at the answer position (mean over seeds): the student's log P({c['trait']}) rises "
