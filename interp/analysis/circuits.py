@@ -19,9 +19,10 @@ choice on the *select* phrasings, every quoted effect on the *heldout* ones):
    select prompts (all positions, mean over seeds); the smallest top-k set whose joint
    patch recovers ``recover`` of the gain on the select prompts is measured on the held-out
    prompts, against ``random_draws`` random sets of the same size.
-5. Path patching for the best heads (ranked on select): each earlier component's
-   student-minus-control output added to one receiver head's query/key/value input only
-   (``hook_{q,k,v}_input``), the trait rate read after everything downstream.
+5. Path patching for the best heads (ranked on select; from layer 1 on when there is one)
+   and the circuit's MLPs past layer 0: each earlier component's student-minus-control
+   output added to one receiver's input only (a head's ``hook_{q,k,v}_input``, an MLP's
+   ``hook_mlp_in``), the trait rate read after everything downstream.
 6. Direct logit attribution at the answer position through the final LayerNorm (scale
    frozen at its measured value) onto the trait's unembedding centred over the category:
    Delta log P(trait) = Delta centred trait logit + the rest (category-wide shift and
@@ -136,6 +137,7 @@ def prepare(model):
     """Per-head outputs and per-head inputs as hook points (TransformerLens options)."""
     model.set_use_attn_result(True)
     model.set_use_split_qkv_input(True)
+    model.set_use_hook_mlp_in(True)
     return model
 
 
@@ -230,7 +232,8 @@ def attribution(dst_model, t: Target, src: dict, masks: dict, comps: list[str],
 def path_effect(dst_model, t: Target, receiver: str, sender: str, src: dict, dst: dict,
                 base: dict, full: dict) -> float:
     """Recovered fraction when ``sender``'s source-minus-destination output reaches only
-    ``receiver``'s query, key and value inputs (every position)."""
+    ``receiver``'s input (a head's query, key and value inputs; an MLP's input), at every
+    position."""
     s_hook, s_idx = hook_of(sender)
     delta = src[s_hook] - dst[s_hook]
     if s_idx is not None:
@@ -241,7 +244,10 @@ def path_effect(dst_model, t: Target, receiver: str, sender: str, src: dict, dst
         x = x.clone()
         x[:, :, head] = x[:, :, head] + delta
         return x
-    hooks = [(f"blocks.{layer}.hook_{k}_input", add) for k in "qkv"]
+    if head is None:  # an MLP
+        hooks = [(f"blocks.{layer}.hook_mlp_in", lambda x, hook: x + delta)]
+    else:
+        hooks = [(f"blocks.{layer}.hook_{k}_input", add) for k in "qkv"]
     m = t.measure(dst_model, hooks)
     return C.recovered(m["rate"], base["rate"], full["rate"])
 
@@ -584,9 +590,13 @@ def analyse(run_dir: Path, ccfg: CircuitConfig = CircuitConfig()) -> CircuitResu
     # (layer >= 1) when the model has them
     all_heads = [c for c in circuit["ranking"] if "H" in c]
     heads = ([c for c in all_heads if layer_of(c) >= 1] or all_heads)[:ccfg.path_heads]
+    # and the MLPs of the circuit past the first layer: what they read the trait from
+    mlps = [c for c in circuit["components"] if c.startswith("MLP") and layer_of(c) >= 1]
     paths = {}
-    for rcv in heads:
-        senders = [c for c in first["comps"] if layer_of(c) < layer_of(rcv)]
+    for rcv in heads + mlps:
+        senders = [c for c in first["comps"] if layer_of(c) < layer_of(rcv)
+                   or (c.startswith("L") and rcv.startswith("MLP")
+                       and layer_of(c) == layer_of(rcv))]
         paths[rcv] = {snd: [path_effect(ctx["models"]["control_final"], ctx["targets"]["heldout"],
                                         rcv, snd, ctx["caches"]["heldout"]["student_final"],
                                         ctx["caches"]["heldout"]["control_final"],

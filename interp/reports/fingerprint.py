@@ -368,7 +368,7 @@ def circuit_figures(c: dict) -> dict[str, list[go.Figure]]:
         pz = [[float(np.mean(c["paths"][r][s])) if s in c["paths"][r] else None for s in send]
               for r in recv]
         pf = go.Figure(go.Heatmap(z=pz, x=send, y=recv, colorscale="RdBu", zmid=0))
-        pf.update_layout(title="path patching: gain recovered via sender -> receiver head "
+        pf.update_layout(title="path patching: gain recovered via sender -> receiver "
                          "(held-out)", height=150 + 40 * len(recv))
         figs["paths"] = [pf]
     ent = go.Figure()
