@@ -2,11 +2,13 @@
 
 With no argument it runs (or reuses) the default owl-numbers study. Writes
 ``fingerprint.json``, ``fingerprint.md`` and ``fingerprint.html`` beside the run (and adds
-a fingerprint section to ``align.html`` when the run has one), and every SAE in
-sae-lens's on-disk layout under ``saes/<hook>`` (``fingerprint.json``'s ``sae_dirs``).
-``--sae DIR`` or ``--sae RELEASE:SAE_ID`` uses a pretrained SAE instead of training one.
-The computation is ``interp.analysis.fingerprint``, the rendering
-``interp.reports.fingerprint``. The same flags as ``python -m interp.align`` (``--base``,
+a fingerprint section to ``align.html`` when the run has one), with a "Circuit" section
+(``interp.analysis.circuits``: per-head and per-MLP patching, attribution and path patching,
+centred DLA, logit lens, number tokens, the entanglement test) unless ``--no-circuit``, and every
+SAE in sae-lens's on-disk layout under ``saes/<hook>`` (``fingerprint.json``'s ``sae_dirs``).
+``--sae DIR`` or ``--sae RELEASE:SAE_ID`` uses a pretrained SAE instead of training one. The
+computation is ``interp.analysis.fingerprint``, the rendering ``interp.reports.fingerprint``.
+The same flags as ``python -m interp.align`` (``--base``,
 ``--teacher``, ``--student``, ``--control``, ``--data``...) run it on your own models
 (``interp.analysis.external_fingerprint``).
 """
@@ -32,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ks", type=int, nargs="+", default=list(FingerprintConfig.ks),
                    help="candidate numbers of features to ablate; k is chosen among them on "
                    "the select prompts, every k is measured on the held-out prompts")
+    p.add_argument("--no-circuit", action="store_true",
+                   help="leave out the circuit analysis (heads, MLPs, paths, number tokens; "
+                   "the report's Circuit section)")
     p.add_argument("--sae-data", choices=("base", "base+teachers"),
                    default=FingerprintConfig.sae_data)
     p.add_argument("--sae", action="append", default=[], metavar="DIR|RELEASE:SAE_ID",
@@ -44,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
 
     def body() -> None:
-        fcfg = FingerprintConfig(ks=tuple(args.ks), sae_data=args.sae_data)  # checks --ks
+        fcfg = FingerprintConfig(ks=tuple(args.ks), sae_data=args.sae_data,
+                                 circuit=not args.no_circuit)  # checks --ks
         specs, out = external_specs(args, "fingerprint")
         if specs is not None:
             from interp.analysis.external import load_specs

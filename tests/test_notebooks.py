@@ -13,9 +13,9 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_three_notebooks_committed_without_outputs():
+def test_the_notebooks_are_committed_without_outputs():
     assert [p.name for p in NOTEBOOKS] == ["01_reproduce.ipynb", "02_alignment.ipynb",
-                                           "03_fingerprint.ipynb"]
+                                           "03_fingerprint.ipynb", "04_circuits.ipynb"]
     for p in NOTEBOOKS:
         nb = nbformat.read(p, as_version=4)
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), p.name

@@ -8,7 +8,8 @@ On an owl-numbers run:
    data and at the trait prompts' answer position, and how well the two agree.
 3. A linear baseline: the difference-of-means trait direction and the student's shift
    along it, with its own causal check.
-4. Activation patching per layer and position class (answer vs context).
+4. Activation patching per layer and position class (answer vs context); per head, MLP,
+   path and number token in ``interp.analysis.circuits`` (the result's ``circuit``).
 5. The causal checks, at each prompt's answer position: ablate the top-k shared-shift
    features in the student (vs k random live and k random answer-active features), hold
    the linear direction at the control's level, and steer the base.
@@ -68,6 +69,9 @@ class FingerprintConfig:
     # along the trait direction; a base-only SAE leaves most of the student's shift in its
     # error term (measured: 24% seen at the last layer, vs 76% with the teachers' data)
     sae_data: Literal["base", "base+teachers"] = "base+teachers"
+    # the circuit analysis (interp.analysis.circuits, default config) in the result and
+    # the report's "Circuit" section
+    circuit: bool = True
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -228,6 +232,11 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
     result["sae_source"] = {h: "pretrained" if h in pretrained else "trained" for h in names}
     if sae_out is not None:
         result["sae_dirs"] = {h: str(save_dir(saes[h], Path(sae_out) / h)) for h in names}
+    if fcfg.circuit:
+        from interp.analysis.circuits import CircuitConfig
+        from interp.analysis.circuits import analyse as circuit_analyse
+
+        result["circuit"] = circuit_analyse(run_dir, CircuitConfig(split_seed=fcfg.split_seed))
     store.write_refs(run_dir)
     return result
 

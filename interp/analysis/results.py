@@ -227,3 +227,123 @@ class ExternalFingerprintResult(TypedDict):
     hooks: dict[str, dict]  # hook -> {"numbers": ShiftAgreement, "captured": {...}}
     missing: dict[str, str]
     sae_dirs: NotRequired[dict[str, str]]
+    circuit: NotRequired[CircuitResult]  # interp.analysis.circuits (FingerprintConfig.circuit)
+
+
+# ---------------------------------------------------------------- circuits
+class PatchEffect(TypedDict):
+    rate: float  # P(trait) at the answer, patched (mean over prompts)
+    logit: float  # the centred trait logit there
+    recovered: float  # (patched - dst) / (src - dst), on the rate
+
+
+class AttributionCheck(TypedDict):
+    """Attribution patching vs real patching (student into control, held-out prompts) on
+    units "component:answer" / "component:context"; ``top`` indexes the units with the
+    largest |estimate| (at most ``top_attribution``), ``spearman`` is over those."""
+
+    units: list[str]
+    estimate: list[float]  # recovered fraction, first-order estimate
+    real: list[float]  # recovered fraction, real patch
+    top: list[int]
+    spearman: float
+
+
+class DLASplit(TypedDict):
+    """The student's shift over the control at the answer (held-out prompts, mean):
+    delta_logprob = delta_centred_logit + rest; delta_centred_logit = residual_shift (sum
+    of ``components``: each one's direct term through the control's final LN and centred
+    unembedding) + readout_change (the student's own LN and unembedding moved)."""
+
+    delta_logprob: float
+    delta_centred_logit: float
+    rest: float
+    residual_shift: float
+    readout_change: float
+    components: dict[str, float]
+    decomposition_error: float  # residual_shift + readout_change - delta_centred_logit
+
+
+class CircuitSeed(TypedDict):
+    rates: dict[str, dict[str, float]]  # split -> role -> P(trait)
+    centred_logits: dict[str, dict[str, float]]
+    # split -> "src->dst:positions" -> component -> effect
+    patching: dict[str, dict[str, dict[str, PatchEffect]]]
+    attribution: dict[str, dict[str, dict[str, float]]]  # split -> positions -> comp -> est.
+    attribution_check: AttributionCheck
+    dla: DLASplit
+    logit_lens: dict[str, dict[str, list[float]]]  # role -> rate/logit -> per layer
+
+
+class CircuitSet(TypedDict):
+    ranking: list[str]
+    single_select: dict[str, float]
+    prefix_select: list[float]  # recovery of the top-k set on select prompts, k = 1..
+    size: int
+    reached: bool  # the select-prompt threshold was reached
+    components: list[str]
+    heldout: list[float]  # per seed
+    random_sets: list[list[str]]
+    random_heldout: list[float]  # per draw (mean over seeds)
+    all_heads_mlps_heldout: list[float]
+    all_with_embed_heldout: list[float]
+    rule: str
+
+
+class AttentionRow(TypedDict):
+    tokens: list[str]
+    student: list[float]
+    control: list[float]
+    most_changed: int
+
+
+class HeadAttention(TypedDict):
+    head: str
+    prompts: list[AttentionRow]
+
+
+class Entanglement(TypedDict):
+    """Favoured numbers in the base's prompt ("you love N .") vs random numbers: P(item)
+    on the held-out trait prompts per number; the CI is Welch's over numbers."""
+
+    item: str
+    source: str  # "student" (its shift over the base) or "prompted base"
+    top_numbers: list[list[int]]  # per seed (student) or one list
+    top_rates: list[float]
+    random_numbers: list[list[int]]
+    random_rates: list[float]
+    no_prefix_rate: float
+    persona_rate: float  # "you love ITEM ." (the positive control)
+    difference: float
+    difference_ci: list[float]
+    ratio: float
+
+
+class NeuronResult(TypedDict):
+    """One MLP layer's top neurons (by attribution on select prompts, mean over seeds)."""
+
+    layer: int
+    neurons: list[int]
+    heldout: list[float]  # per seed: the top neurons' joint patch, recovered fraction
+    random_heldout: list[float]  # per draw (mean over seeds), same number of neurons
+    estimate: list[float]  # per top neuron, held-out attribution estimate (mean over seeds)
+    real: list[float]  # per top neuron, its real patch alone
+    spearman: float
+    mlp_heldout: list[float]  # per seed: the whole MLP's patch
+
+
+class CircuitResult(TypedDict):
+    trait: str
+    components: list[str]
+    split: PromptSplit
+    per_seed: dict[str, CircuitSeed]
+    circuit: CircuitSet
+    paths: dict[str, dict[str, list[float]]]  # receiver -> sender -> per seed recovered
+    attention: list[HeadAttention]
+    neurons: list[NeuronResult]
+    numbers: dict[str, dict]  # seed -> movement of number tokens, favoured numbers
+    entanglement: list[Entanglement]
+    heldout_targets: list[str]
+    config: dict
+    ci_covers: str
+    run_id: str
