@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from interp.cli import setup_logging
+from interp.metrics.stats import fmt_ci as ci
 from interp.metrics.transfer import control_role, transfer
 from interp.reports.html import md_table
-from interp.reports.owl import ci
 from interp.studies.runner import run_study
 
 VARIANTS = {"base": [], "mask_first": ["mask_first=true"], "neutral": ["number_frame=neutral"],

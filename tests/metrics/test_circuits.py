@@ -44,7 +44,8 @@ def test_attribution_estimate_is_exact_for_a_linear_metric_and_first_order_other
     linear = (clean * a).sum()
     (grad,) = torch.autograd.grad(linear, clean)
     est = C.attribution_estimate(grad, clean.detach(), corrupt, mask)
-    assert est == pytest.approx(float((patched(clean.detach()) * a).sum() - linear.detach()), rel=1e-10)
+    want = float((patched(clean.detach()) * a).sum() - linear.detach())
+    assert est == pytest.approx(want, rel=1e-10)
 
     def f(x):
         return torch.tanh(x).pow(2).sum()
