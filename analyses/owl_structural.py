@@ -53,7 +53,8 @@ def main() -> None:
         print(rows[-1], flush=True)
     table = md_table(["variant", "settings", "student rise", "control rise",
                       "student - control", "control KL / student KL", "seconds"], rows)
-    table = (f"preset {args.preset or 'default'}, {args.seeds} seeds, held-out questions, probability mass; "
+    preset = args.preset or "default"
+    table = (f"preset {preset}, {args.seeds} seeds, held-out questions, probability mass; "
              "95% CIs over seeds\n\n" + table + "\n")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(table)
