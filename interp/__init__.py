@@ -3,13 +3,17 @@
 Process start (this runs before torch is imported by any ``python -m interp.*`` command):
 
 1. Threads. torch's intra-op thread count is, in order: ``INTERP_THREADS`` (a positive
-   integer; the toolkit's own setting, it overrides ``OMP_NUM_THREADS``), else
-   ``OMP_NUM_THREADS`` if set, else the number of cores this process may run on
-   (``os.sched_getaffinity``: a Slurm job's or a ``taskset``'s cores, not the machine's).
-   It is set through ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` so torch's pools start at that
-   size. The store keys every stage by the thread count (float sums depend on it), so the
-   same setting reuses the same cache entries. A sweep gives each of its workers
-   ``cores // workers`` threads (``interp.sweeps``).
+   integer; the toolkit's own setting, it overrides ``OMP_NUM_THREADS`` and is passed on
+   through ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` so torch's pools start at that size), else
+   ``OMP_NUM_THREADS`` if set, else torch's own default: the cores this process may run on
+   (OpenMP reads the CPU affinity: a Slurm job's or a ``taskset``'s cores, not the
+   machine's). The default is left to torch on purpose: exporting ``OMP_NUM_THREADS=2`` and
+   ``MKL_NUM_THREADS=2`` for the same 2 threads made two-thread runs stop repeating bit for
+   bit while other processes ran (the fault suite's kill/resume and gc cases, which compare
+   summary.json bytes, failed with it and pass without it). The store keys every stage by
+   the thread count (float sums depend on it), so the same setting reuses the same cache
+   entries. A sweep gives each of its workers ``cores // workers`` threads
+   (``interp.sweeps``).
 2. Waiting threads sleep (``OMP_WAIT_POLICY=PASSIVE`` unless set). With OpenMP's default
    spin-waiting, a run whose threads share a core with another busy process spends most of
    its time spinning at barriers (measured: base pretraining about 25x slower while one
@@ -46,8 +50,6 @@ def requested_threads(env: "os._Environ[str] | dict[str, str]" = os.environ) -> 
 
 def _configure_threads() -> None:
     n = requested_threads()
-    if n is None and "OMP_NUM_THREADS" not in os.environ:
-        n = available_cores()
     if n is not None:
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
