@@ -7,6 +7,7 @@ Owns: rendering a ``FingerprintResult``; computes nothing. Must not import: stud
 from __future__ import annotations
 
 import html
+import math
 from pathlib import Path
 
 import numpy as np
@@ -294,8 +295,8 @@ def circuit_tables(c: dict) -> dict[str, str]:
                 num_rows.append((seed, role, kind, " ".join(f"{i} ({v[i]:.3f})" for i in top),
                                  f"{np.median(v):.3f}"))
         num_rows.append((seed, "student vs teacher", "Spearman",
-                         f"embedding {m['spearman_embedding']:+.2f}, unembedding "
-                         f"{m['spearman_unembedding']:+.2f}", ""))
+                         f"embedding {_rho(m['spearman_embedding'])}, unembedding "
+                         f"{_rho(m['spearman_unembedding'])}", ""))
         num_rows.append((seed, "student", "favoured numbers (select half)",
                          " ".join(map(str, m["favoured"])),
                          f"shift consistency on the other half r = "
@@ -438,6 +439,11 @@ def circuit_sections(c: dict) -> list[tuple[str, str, list[go.Figure]]]:
         ("Circuit: attention of the key heads", "", f["attention"]),
         ("Circuit: number tokens and entanglement", md_to_html(t["numbers"])
          + md_to_html(t["entanglement"]), f["numbers"])]
+
+
+def _rho(r: float) -> str:
+    """A rank correlation, or why there is none (a side that did not move is constant)."""
+    return "undefined (one side did not move)" if math.isnan(r) else f"{r:+.2f}"
 
 
 def circuit_markdown(c: dict) -> str:
