@@ -558,18 +558,12 @@ def neuron_circuit(ctxs: dict, layer: int, ccfg: CircuitConfig) -> NeuronResult:
 def analyse(run_dir: Path, ccfg: CircuitConfig = CircuitConfig()) -> CircuitResult:
     """The whole circuit analysis on one owl-numbers run. It builds no store entry: every
     model is read, verified, from the files the run's ``artifacts.json`` names."""
-    from interp.analysis.fingerprint import _owl_config
+    from interp.analysis.fingerprint import _owl_config, check_owl_run
     from interp.studies.runner import load_run
     from interp.studies.world import CATEGORIES, vocab_for
 
     art, summary = load_run(run_dir)
-    if summary.get("study") != "owl-numbers":
-        raise UsageError(f"{run_dir} is a {summary.get('study')} run; the circuit analysis "
-                         "needs an owl-numbers run (python -m interp.study run owl-numbers)")
-    missing = [r for r in ROLES if r not in next(iter(art["seeds"].values()))]
-    if missing:
-        raise UsageError(f"{run_dir} lacks {missing}; rerun the study with the student and "
-                         "control roles (--set roles=student,control_other,...)")
+    check_owl_run(run_dir, art, summary, "circuit")
     cfg = _owl_config(summary)
     if cfg.teacher_kind == "prompted":
         raise UsageError(f"{run_dir} has a prompted teacher; the circuit analysis patches the "

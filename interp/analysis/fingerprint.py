@@ -86,6 +86,17 @@ class FingerprintConfig:
         check_seed("split_seed", self.split_seed)
 
 
+def check_owl_run(run_dir: Path, art: dict, summary: dict, analysis: str) -> None:
+    """A one-line error unless ``run_dir`` is an owl-numbers run with every role in ROLES."""
+    if summary.get("study") != "owl-numbers":
+        raise UsageError(f"{run_dir} is a {summary.get('study')} run; the {analysis} analysis "
+                         "needs an owl-numbers run (python -m interp.study run owl-numbers)")
+    missing = [r for r in ROLES if r not in next(iter(art["seeds"].values()))]
+    if missing:
+        raise UsageError(f"{run_dir} lacks {missing}; rerun the study with the student and "
+                         "control roles (--set roles=student,control_other,...)")
+
+
 def _owl_config(summary: dict):
     from interp.studies.owl import OwlConfig
 
@@ -174,13 +185,7 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
     store = store or Store()
     art, summary = load_run(run_dir)
     store.bind(run_dir)  # every entry read or built is recorded for gc as it is used
-    if summary.get("study") != "owl-numbers":
-        raise UsageError(f"{run_dir} is a {summary.get('study')} run; the fingerprint analysis "
-                         "needs an owl-numbers run (python -m interp.study run owl-numbers)")
-    missing = [r for r in ROLES if r not in next(iter(art["seeds"].values()))]
-    if missing:
-        raise UsageError(f"{run_dir} lacks {missing}; rerun the study with the student and "
-                         "control roles (--set roles=student,control,...)")
+    check_owl_run(run_dir, art, summary, "fingerprint")
     if (summary.get("config") or {}).get("teacher_kind") == "prompted":
         raise UsageError(f"{run_dir} has a prompted teacher (the base with a persona prefix): it "
                          "has no weights of its own to compare with the base; the fingerprint "
