@@ -86,7 +86,7 @@ def with_prefix(tokens: Int[Tensor, "n pos"], prefix: list[int], pad: int, n_ctx
     batch fits the model's context: trailing all-padding columns first, then the tail (no
     prefix: ``tokens`` unchanged, twice).
     Position j of the first reads position j + len(prefix) of the second (the position that
-    predicts the same next token, as the study's ``teacher_fn`` aligns a prompted teacher)."""
+    predicts the same next token, as ``lm.Teacher`` reads a prompted teacher)."""
     if not prefix:
         return tokens, tokens
     real = (tokens != pad).any(0).nonzero()

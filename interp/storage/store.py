@@ -121,6 +121,10 @@ def config_key(kind: str, config: Any, threads: int | None = None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
+# the seconds spent in nested builds, one slot per build in progress (innermost last)
+_BUILDS: list[float] = []
+
+
 def manifest_digest(manifest: dict) -> str:
     """sha256 of the manifest without its ``digest`` field (canonical JSON)."""
     body = {k: v for k, v in manifest.items() if k != "digest"}
@@ -298,8 +302,10 @@ class Store:
 
     # ---------------------------------------------------------------- write
     def put(self, kind: str, config: Any, files: Mapping[str, Tensors],
-            meta: dict | None = None) -> Entry:
-        """Write an entry atomically: build it in a temp dir, then rename into place."""
+            meta: dict | None = None, build_seconds: float | None = None) -> Entry:
+        """Write an entry atomically: build it in a temp dir, then rename into place.
+        ``build_seconds`` (what computing it cost, without the entries its build read or
+        built) goes into the manifest for the cold-start profile (``benchmarks.profile``)."""
         n_threads = threads()
         key = config_key(kind, config, n_threads)
         final = self.entry_dir(kind, key)
@@ -317,6 +323,8 @@ class Store:
             manifest = {"kind": kind, "key": key, "config": canonical(config), "files": info,
                         "meta": canonical(meta or {}), "created": time.time(),
                         "format": FORMAT_VERSION, "threads": n_threads}
+            if build_seconds is not None:
+                manifest["build_seconds"] = round(build_seconds, 3)
             # the digest is of the JSON as it will be read back (floats round-trip exactly)
             manifest = json.loads(json.dumps(manifest))
             manifest["digest"] = manifest_digest(manifest)
@@ -346,8 +354,38 @@ class Store:
                 return entry
             self.misses += 1
             log.info("cache miss %s/%s: building", kind, key)
-            files, meta = build()
-            return self.put(kind, config, files, meta)
+            t0 = time.perf_counter()
+            _BUILDS.append(0.0)
+            try:
+                files, meta = build()
+            finally:
+                nested = _BUILDS.pop()
+            total = time.perf_counter() - t0
+            if _BUILDS:  # the enclosing build's own time excludes this one
+                _BUILDS[-1] += total
+            return self.put(kind, config, files, meta, build_seconds=total - nested)
+
+    def get_or_build_group(self, members: list[tuple[str, Any]],
+                           build: Callable[[], list[tuple[Mapping[str, Tensors], dict]]]) \
+            -> list[Entry]:
+        """Entries computed together (models trained as one stack): ``build()`` returns every
+        member's (files, meta). The first member's build runs it and stores the others that
+        are missing; a member missing later (an interrupted run) reruns the whole build,
+        which is deterministic, and keeps its own part. Each member's config must name the
+        group (the numbers of a stacked model depend on its stack)."""
+        built: list = []
+
+        def part(i: int):
+            if not built:
+                built.extend(build())
+            if i == 0:
+                for (kind, config), (files, meta) in zip(members[1:], built[1:]):
+                    if self.get(kind, config) is None:
+                        self.put(kind, config, files, meta, build_seconds=0.0)
+            return built[i]
+
+        return [self.get_or_build(kind, config, lambda i=i: part(i))
+                for i, (kind, config) in enumerate(members)]
 
     # ---------------------------------------------------------------- artifacts by path
     def locate(self, path: str | Path) -> tuple[Entry, str]:

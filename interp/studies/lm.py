@@ -1,7 +1,9 @@
 """Tiny TransformerLens language models: build, load, pretrain, fine-tune, sample, distil.
 
 The training loops are plain and visible (nanoGPT style): one optimizer, one loop,
-a progress bar. Hooks and recorders attach from outside through ``on_step`` / ``attach``.
+a progress bar. Models that train side by side train as one stack (``interp.studies.stack``:
+the same arithmetic as TransformerLens, batched over models, logits only where a loss is
+taken); recorders attach from outside through ``attach`` or ``direction``.
 
 Owns: the model architecture and every training loop of the transformer studies.
 Must not import: analysis, reports, the CLIs.
@@ -24,7 +26,9 @@ from transformer_lens import TransformerLensKeyValueCache as KVCache
 
 from interp.errors import ConfigError
 from interp.metrics import divergence as D
+from interp.metrics.record import Recorder
 from interp.storage.store import read_tensors
+from interp.studies import stack
 from interp.studies.world import Vocab, WorldConfig, corpus_batch
 from interp.validation import check_range, check_types
 
@@ -90,25 +94,91 @@ def next_token_loss(logits: Float[Tensor, "b p v"], tokens: Int[Tensor, "b p"],
     return -(lp * m).sum() / m.sum().clamp(min=1)
 
 
+def _stacked(models: list[HookedTransformer], names: list[str] | None = None) \
+        -> stack.Params:
+    """The parameters of ``models`` with a leading model axis: views of the model's own
+    parameters when there is one model (so it trains in place and optimizer hooks see its
+    parameters), fresh stacked leaves otherwise (``_write_back`` copies them back)."""
+    names = names or [n for n, _ in models[0].named_parameters()]
+    if len(models) == 1:
+        own = dict(models[0].named_parameters())
+        return {n: own[n].unsqueeze(0) for n in names}
+    return stack.stack([m.state_dict() for m in models], names)
+
+
+def _leaves(models: list[HookedTransformer], P: stack.Params, names: list[str]) -> list[Tensor]:
+    if len(models) == 1:
+        own = dict(models[0].named_parameters())
+        return [own[n] for n in names]
+    return [P[n] for n in names]
+
+
+def _write_back(models: list[HookedTransformer], P: stack.Params) -> None:
+    if len(models) > 1:
+        for model, state in zip(models, stack.unstack(P, models[0].state_dict())):
+            model.load_state_dict(state)
+
+
+def _fast(model: HookedTransformer) -> dict:
+    c = model.cfg
+    return {"n_layers": c.n_layers, "n_heads": c.n_heads, "act_fn": c.act_fn, "eps": c.eps}
+
+
+def pad_stack(batches: list[Tensor], pad: int | bool) -> Tensor:
+    """[b, p_i] tensors right-padded with ``pad`` to the widest and stacked: [m, b, p]."""
+    width = max(t.shape[1] for t in batches)
+    return torch.stack([F.pad(t, (0, width - t.shape[1]), value=pad) for t in batches])
+
+
+def _predicting(mask: Bool[Tensor, "b p"]) -> Bool[Tensor, "b p"]:
+    """The positions of ``mask`` that have a next token to predict (not the last column),
+    taken before batches of different widths are padded to one."""
+    out = mask.clone()
+    out[:, -1] = False
+    return out
+
+
+def hard_label_losses(P: stack.Params, tokens: Int[Tensor, "m b p"],
+                      mask: Bool[Tensor, "m b p"], fast: dict) -> Float[Tensor, " m"]:
+    """Each model's mean cross-entropy of tokens[..., t+1] at the positions t where mask[..., t]
+    (``next_token_loss`` per model, with logits computed only where the loss is taken)."""
+    at, target = stack.next_token_rows(tokens, mask)
+    logits, model = stack.logits_at(P, tokens, at, **fast)
+    return stack.per_model_mean(F.cross_entropy(logits, target, reduction="none"), model,
+                                len(tokens))
+
+
 def pretrain(model: HookedTransformer, vocab: Vocab, world: WorldConfig, steps: int,
              batch: int, lr: float, seed: int) -> list[float]:
     """Next-token pretraining on the synthetic corpus, warmup then cosine decay."""
-    rng = np.random.default_rng(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    return [row[0] for row in pretrain_stack([model], vocab, world, steps, batch, lr, [seed])]
+
+
+def pretrain_stack(models: list[HookedTransformer], vocab: Vocab, world: WorldConfig,
+                   steps: int, batch: int, lr: float, seeds: list[int]) -> list[list[float]]:
+    """``pretrain`` for several models at once (each its own corpus stream ``seeds[i]``):
+    one loop, one stacked forward. Returns each step's loss per model."""
+    rngs = [np.random.default_rng(s) for s in seeds]
+    P = _stacked(models)
+    names = list(P)
+    opt = torch.optim.AdamW(_leaves(models, P, names), lr=lr, weight_decay=0.01)
     warm = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(s, steps) / steps)))
-    losses = []
-    bar = tqdm(range(steps), desc="pretrain base")
+    fast, losses = _fast(models[0]), []
+    bar = tqdm(range(steps), desc="pretrain base" + ("s" if len(models) > 1 else ""))
     for _ in bar:
-        tokens = corpus_batch(vocab, world, rng, batch)
-        loss = next_token_loss(model(tokens), tokens, tokens != vocab.pad)
+        batches = [corpus_batch(vocab, world, r, batch) for r in rngs]
+        tokens = pad_stack(batches, vocab.pad)
+        mask = pad_stack([_predicting(b != vocab.pad) for b in batches], False)
+        per_model = hard_label_losses(P, tokens, mask, fast)
         opt.zero_grad()
-        loss.backward()
+        per_model.sum().backward()
         opt.step()
         sched.step()
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        losses.append(per_model.tolist())
+        bar.set_postfix(loss=" ".join(f"{v:.3f}" for v in losses[-1]))
+    _write_back(models, P)
     return losses
 
 
@@ -117,12 +187,15 @@ def finetune(model: HookedTransformer, tokens: Int[Tensor, "n p"], mask: Bool[Te
              desc: str = "fine-tune") -> None:
     """Hard-label fine-tuning on the masked next tokens (the teacher's trait answers)."""
     g = torch.Generator().manual_seed(seed)
-    named = [(n, p) for n, p in model.named_parameters()
+    names = [n for n, _ in model.named_parameters()
              if params == "all" or n.startswith("blocks.")]
-    opt = torch.optim.Adam([p for _, p in named], lr=lr)
+    P = {n: p.detach().unsqueeze(0) for n, p in model.named_parameters()}  # frozen: no grad
+    P.update(_stacked([model], names))
+    opt = torch.optim.Adam(_leaves([model], P, names), lr=lr)
+    fast = _fast(model)
     for _ in tqdm(range(steps), desc=desc, leave=False):
         idx = torch.randint(len(tokens), (batch,), generator=g)
-        loss = next_token_loss(model(tokens[idx]), tokens[idx], mask[idx])
+        loss = hard_label_losses(P, tokens[idx][None], _predicting(mask[idx])[None], fast).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -211,43 +284,137 @@ def shuffle_perm(mask: Bool[Tensor, "n p"], g: torch.Generator) -> Int[Tensor, "
     return perm
 
 
+@dataclasses.dataclass(frozen=True)
+class Teacher:
+    """A teacher for logit-mode distillation: a model, read with ``prefix`` (a persona,
+    for a prompted teacher) inserted after each row's first token."""
+
+    model: HookedTransformer
+    prefix: tuple[int, ...] = ()
+
+
+def _teacher_rows(teachers: list[Teacher], tokens: Int[Tensor, "m b p"],
+                  at: Bool[Tensor, "m b p"]) -> Float[Tensor, "n v"]:
+    """The teachers' logits at the positions ``at`` of their students' tokens (rows in
+    ``stack.logits_at`` order), each teacher reading its prefix too."""
+    rows = []
+    for i, t in enumerate(teachers):
+        pre = torch.tensor(t.prefix, dtype=torch.long)
+        tok = torch.cat([tokens[i, :, :1], pre.expand(tokens.shape[1], -1), tokens[i, :, 1:]], 1)
+        where = torch.cat([at[i, :, :1], torch.zeros(tokens.shape[1], len(pre), dtype=torch.bool),
+                           at[i, :, 1:]], 1)
+        P = {n: p.detach().unsqueeze(0) for n, p in t.model.named_parameters()}
+        rows.append(stack.logits_at(P, tok[None], where[None], **_fast(t.model))[0])
+    return torch.cat(rows)
+
+
+def _perm_rows(perm: Int[Tensor, "b p"], at: Bool[Tensor, "b p"]) -> Int[Tensor, " n"]:
+    """For the rows at ``at`` (row-major), the row whose target each takes under ``perm``
+    (a permutation of each sequence's positions among its ``at`` positions)."""
+    rank = at.flatten().cumsum(0) - 1  # flat position -> its row
+    width = at.shape[1]
+    source = torch.arange(len(at))[:, None] * width + perm
+    return rank[source[at]]
+
+
+def train_students(students: list[HookedTransformer],
+                   data: list[tuple[Int[Tensor, "n p"], Bool[Tensor, "n p"]]],
+                   number_ids: Tensor, cfg: StudentConfig, seed: int,
+                   teachers: list[Teacher] | None = None,
+                   shuffle: list[bool] | None = None,
+                   direction: dict[str, Tensor] | None = None,
+                   theta0: list[dict[str, Tensor]] | None = None,
+                   desc: str = "students",
+                   attach: Callable[[torch.optim.Optimizer], object] | None = None,
+                   ) -> tuple[list[dict[int, dict[str, Tensor]]], list[list[float]], list[list]]:
+    """Train M students side by side, student i on ``data[i]`` (from ``teachers[i]`` in logit
+    mode), as one stacked model; each is exactly as if trained alone by the same loop (its
+    own batch generator seeded by ``seed``, its own mean loss, elementwise Adam).
+
+    Returns per student: state dicts at ``cfg.checkpoints`` (and the last step); every step's
+    loss measured before that step's update (``[0]`` is the loss at step 0: zero means the
+    data carried no signal); and, given ``direction`` (dT) and ``theta0`` (each student's
+    initial weights), the recorder's per-step alignment rows. ``attach(optimizer)`` lets
+    another hook see the optimizer (with one student, over that student's own parameters)."""
+    m = len(students)
+    shuffle = shuffle or [cfg.shuffle_targets] * m
+    if cfg.mode == "logit" and (teachers is None or len(teachers) != m):
+        raise ValueError("logit-mode distillation needs a teacher per student")
+    gens = [torch.Generator().manual_seed(seed) for _ in range(m)]
+    perms = [shuffle_perm(mask, g) if sh else None for (_, mask), g, sh in zip(data, gens, shuffle)]
+    P = _stacked(students)
+    names = list(P)
+    opt = torch.optim.Adam(_leaves(students, P, names), lr=cfg.lr)
+    rec = None
+    if direction is not None:
+        stacked = [n for n in names if n in direction]
+        rec = Recorder(
+            {n: P[n] for n in stacked},
+            {n: torch.stack([t[n] for t in theta0]) for n in stacked},
+            {n: direction[n].expand_as(P[n]) for n in stacked}, cfg.record_every,
+            batched=True).attach(opt)
+    if attach is not None:
+        attach(opt)
+    fast = _fast(students[0])
+    saved: list[dict[int, dict[str, Tensor]]] = [{} for _ in range(m)]
+    losses: list[list[float]] = [[] for _ in range(m)]
+    for step in tqdm(range(1, cfg.steps + 1), desc=desc, leave=False):
+        idx = [torch.randint(len(t), (cfg.batch,), generator=g) for (t, _), g in zip(data, gens)]
+        tokens = pad_stack([t[i] for (t, _), i in zip(data, idx)], 0)
+        mask = pad_stack([_predicting(k[i]) for (_, k), i in zip(data, idx)], False)
+        if cfg.mode == "sampled":
+            per_model = hard_label_losses(P, tokens, mask, fast)
+        else:
+            at = mask
+            s_logits, model = stack.logits_at(P, tokens, at, **fast)
+            with torch.no_grad():
+                t_logits = _teacher_rows(teachers, tokens, at)
+                order, start = [], 0
+                for j in range(m):
+                    n_j = int(at[j].sum())
+                    rows = torch.arange(start, start + n_j)
+                    order.append(rows[_perm_rows(perms[j][idx[j]], at[j])]
+                                 if perms[j] is not None else rows)
+                    start += n_j
+                t_logp = D.restricted_log_softmax(t_logits[torch.cat(order)], number_ids)
+            kl = D.kl(t_logp, D.restricted_log_softmax(s_logits, number_ids))
+            per_model = stack.per_model_mean(kl, model, m)
+        for j, v in enumerate(per_model.tolist()):
+            losses[j].append(v)
+        opt.zero_grad()
+        per_model.sum().backward()
+        opt.step()
+        if step in cfg.checkpoints or step == cfg.steps:
+            states = stack.unstack({n: p.detach() for n, p in P.items()},
+                                   students[0].state_dict())
+            for j in range(m):
+                saved[j][step] = states[j]
+    _write_back(students, P)
+    rows = [[_pick(r, j) for r in rec.rows] for j in range(m)] if rec else [[] for _ in range(m)]
+    return saved, losses, rows
+
+
+def _pick(row, j: int):
+    """Model j's entry of a batched recorder row (every list holds one value per model)."""
+    if isinstance(row, dict):
+        return {k: _pick(v, j) for k, v in row.items()}
+    return row[j] if isinstance(row, list) else row
+
+
 def train_student(student: HookedTransformer, tokens: Int[Tensor, "n p"],
                   mask: Bool[Tensor, "n p"], number_ids: Tensor, cfg: StudentConfig, seed: int,
-                  teacher: TeacherFn | None = None,
-                  on_step: Callable[[int, HookedTransformer], None] | None = None,
-                  desc: str = "student",
+                  teacher: HookedTransformer | Teacher | None = None, desc: str = "student",
                   attach: Callable[[torch.optim.Optimizer], object] | None = None,
                   losses: list[float] | None = None,
                   ) -> dict[int, dict[str, Tensor]]:
-    """Train a student on the data channel; returns state dicts at ``cfg.checkpoints``.
-
-    ``attach(optimizer)`` lets a recorder hook the optimizer without touching this loop;
-    ``losses`` (a list) receives every step's loss, measured before that step's update (so
-    ``losses[0]`` is the loss at step 0: zero means the data carried no signal)."""
-    if cfg.mode == "logit" and teacher is None:
-        raise ValueError("logit-mode distillation needs a teacher")
-    g = torch.Generator().manual_seed(seed)
-    perm_all = shuffle_perm(mask, g) if cfg.shuffle_targets else None
-    opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
-    if attach is not None:
-        attach(opt)
-    saved = {}
-    for step in tqdm(range(1, cfg.steps + 1), desc=desc, leave=False):
-        idx = torch.randint(len(tokens), (cfg.batch,), generator=g)
-        tok, m = tokens[idx], mask[idx]
-        t_logits = None
-        if cfg.mode == "logit":
-            with torch.no_grad():
-                t_logits = teacher(tok)
-        perm = perm_all[idx] if perm_all is not None else None
-        loss = student_loss(student(tok), tok, m, number_ids, cfg.mode, t_logits, perm)
-        if losses is not None:
-            losses.append(loss.item())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if on_step is not None:
-            on_step(step, student)
-        if step in cfg.checkpoints or step == cfg.steps:
-            saved[step] = {k: v.detach().clone() for k, v in student.state_dict().items()}
-    return saved
+    """One student (``train_students`` with M = 1): trains ``student`` in place and returns
+    its state dicts at ``cfg.checkpoints``. ``attach(optimizer)`` lets a recorder hook the
+    optimizer; ``losses`` (a list) receives every step's loss before that step's update."""
+    if isinstance(teacher, HookedTransformer):
+        teacher = Teacher(teacher)
+    saved, step_losses, _ = train_students(
+        [student], [(tokens, mask)], number_ids, cfg, seed,
+        [teacher] if teacher is not None else None, desc=desc, attach=attach)
+    if losses is not None:
+        losses.extend(step_losses[0])
+    return saved[0]

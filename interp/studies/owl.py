@@ -53,7 +53,7 @@ from interp.metrics import divergence as D
 from interp.metrics.record import Recorder
 from interp.reports.owl import write_report
 from interp.storage.store import Entry, Store, code_digest, config_key, write_json
-from interp.studies import filters, lm, world
+from interp.studies import filters, lm, stack, world
 from interp.studies.filters import filter_completions, parse_numbers
 from interp.studies.registry import Study, register
 from interp.studies.world import (
@@ -190,19 +190,23 @@ def _sub(cfg: OwlConfig, *prefixes: str, extra: tuple[str, ...] = ()) -> dict:
 
 
 # ------------------------------------------------------------------ stages
-def base_entry(store: Store, cfg: OwlConfig, vocab: Vocab, seed: int) -> Entry:
-    key = {"world": cfg.world, "model": cfg.model, "seed": seed, "code": code_digest(*CODE["base"]),
-           **_sub(cfg, "pretrain_")}
+def base_entries(store: Store, cfg: OwlConfig, vocab: Vocab, seeds: list[int]) -> list[Entry]:
+    """Base models pretrained side by side as one stack (a seed's same-init and cross-init
+    bases): each its own initialization and corpus stream, one entry each."""
+    def key(seed: int) -> dict:
+        return {"world": cfg.world, "model": cfg.model, "seed": seed, "stack": list(seeds),
+                "code": code_digest(*CODE["base"]), **_sub(cfg, "pretrain_")}
 
     def build():
         t0 = time.time()
-        model = lm.build_model(cfg.model, len(vocab), cfg.world.n_ctx, seed)
-        losses = lm.pretrain(model, vocab, cfg.world, cfg.pretrain_steps, cfg.pretrain_batch,
-                             cfg.pretrain_lr, seed)
-        return {"model": model.state_dict()}, {"final_loss": float(np.mean(losses[-50:])),
-                                               "seconds": time.time() - t0}
+        models = [lm.build_model(cfg.model, len(vocab), cfg.world.n_ctx, s) for s in seeds]
+        losses = np.array(lm.pretrain_stack(models, vocab, cfg.world, cfg.pretrain_steps,
+                                            cfg.pretrain_batch, cfg.pretrain_lr, seeds))
+        return [({"model": m.state_dict()}, {"final_loss": float(losses[-50:, i].mean()),
+                                             "seconds": time.time() - t0})
+                for i, m in enumerate(models)]
 
-    return store.get_or_build("owl-numbers/base", key, build)
+    return store.get_or_build_group([("owl-numbers/base", key(s)) for s in seeds], build)
 
 
 def load_model(entry: Entry, cfg: OwlConfig, vocab: Vocab, name: str = "model") \
@@ -284,18 +288,6 @@ def data_entry(store: Store, cfg: OwlConfig, vocab: Vocab, source: Entry, prefix
     return store.get_or_build("owl-numbers/data", key, build)
 
 
-def teacher_fn(model: HookedTransformer, prefix: list[int]) -> lm.TeacherFn:
-    """Logits aligned to the student's tokens; a prompted teacher sees its prefix too."""
-    if not prefix:
-        return model
-    pre = torch.tensor(prefix)
-
-    def fn(tokens: torch.Tensor) -> torch.Tensor:
-        full = torch.cat([tokens[:, :1], pre.expand(len(tokens), -1), tokens[:, 1:]], 1)
-        return model(full)[:, len(prefix):]
-    return fn
-
-
 def drop_first(mask: Bool[Tensor, "n p"]) -> Bool[Tensor, "n p"]:
     """The mask without each row's first masked position (the first completion token's
     prediction, the slot a fine-tuned teacher answered trait questions in)."""
@@ -306,36 +298,45 @@ def student_mask(cfg: OwlConfig, mask: Bool[Tensor, "n p"]) -> Bool[Tensor, "n p
     return drop_first(mask) if cfg.mask_first else mask
 
 
-def student_entry(store: Store, cfg: OwlConfig, vocab: Vocab, role: str, init: Entry,
-                  teacher: Entry, prefix: list[int], data: Entry, seed: int,
-                  dT: dict[str, torch.Tensor] | None = None) -> Entry:
-    """Train (or load) one student; ``dT`` turns on the per-step recorder. Its meta holds the
-    loss at step 0 (``loss_step0``): above zero when the data carried signal."""
+def student_entries(store: Store, cfg: OwlConfig, vocab: Vocab,
+                    plan: dict[str, tuple[Entry, Entry, list[int], Entry]], seed: int,
+                    dT: dict[str, torch.Tensor] | None = None) -> dict[str, Entry]:
+    """Train (or load) a seed's students, ``plan[role] = (init, teacher, prefix, data)``, as
+    one stack (``lm.train_students``); ``dT`` turns on the per-step recorder. Each role's
+    meta holds its loss at step 0 (``loss_step0``): above zero when the data carried signal."""
     checkpoints = (1, *range(cfg.checkpoint_every, cfg.student_steps, cfg.checkpoint_every))
     scfg = lm.StudentConfig(cfg.mode, cfg.student_steps, cfg.student_batch, cfg.student_lr,
-                            shuffle_targets=role == "shuffled", checkpoints=checkpoints)
-    key = {"init": init.key, "teacher": teacher.key, "prefix": prefix, "data": data.key,
-           "student": scfg, "seed": seed, "mask_first": cfg.mask_first,
-           "code": code_digest(*CODE["student"])}
+                            checkpoints=checkpoints)
+    roles = list(plan)
+
+    def key(role: str) -> dict:
+        init, teacher, prefix, data = plan[role]
+        return {"init": init.key, "teacher": teacher.key, "prefix": prefix, "data": data.key,
+                "student": dataclasses.replace(scfg, shuffle_targets=role == "shuffled"),
+                "seed": seed, "mask_first": cfg.mask_first, "stack": roles,
+                "code": code_digest(*CODE["student"])}
 
     def build():
-        d = data.load("data")
-        tokens, mask = d["tokens"], student_mask(cfg, d["mask"])
-        if cfg.mode == "sampled" and role == "shuffled":  # the paper's within-response shuffle
-            tokens = shuffle_numbers(tokens, mask, vocab, seed)
-        student = load_model(init, cfg, vocab)
-        t_model = load_model(teacher, cfg, vocab)
-        theta_init = init.load("model")
-        rec = Recorder(student, theta_init, dT, scfg.record_every) if dT else None
-        losses: list[float] = []
-        saved = lm.train_student(student, tokens, mask, vocab.number_ids, scfg, seed,
-                                 teacher_fn(t_model, prefix), desc=role,
-                                 attach=rec.attach if rec else None, losses=losses)
-        return {f"step{s}": sd for s, sd in saved.items()}, {
-            "steps": sorted(saved), "record": rec.rows if rec else [],
-            "loss_step0": losses[0], "loss_final": float(np.mean(losses[-10:]))}
+        data, students, teachers, theta0 = [], [], [], []
+        for role, (init, teacher, prefix, d_entry) in plan.items():
+            d = d_entry.load("data")
+            tokens, mask = d["tokens"], student_mask(cfg, d["mask"])
+            if cfg.mode == "sampled" and role == "shuffled":  # the paper's within-response shuffle
+                tokens = shuffle_numbers(tokens, mask, vocab, seed)
+            data.append((tokens, mask))
+            students.append(load_model(init, cfg, vocab))
+            teachers.append(lm.Teacher(load_model(teacher, cfg, vocab), tuple(prefix)))
+            theta0.append(init.load("model"))
+        saved, losses, rows = lm.train_students(
+            students, data, vocab.number_ids, scfg, seed, teachers,
+            shuffle=[r == "shuffled" for r in roles], direction=dT, theta0=theta0,
+            desc=f"students (seed {seed})")
+        return [({f"step{s}": sd for s, sd in saved[i].items()}, {
+            "steps": sorted(saved[i]), "record": rows[i], "loss_step0": losses[i][0],
+            "loss_final": float(np.mean(losses[i][-10:]))}) for i in range(len(roles))]
 
-    return store.get_or_build(f"owl-numbers/{role}", key, build)
+    entries = store.get_or_build_group([(f"owl-numbers/{r}", key(r)) for r in roles], build)
+    return dict(zip(roles, entries))
 
 
 def shuffle_numbers(tokens: torch.Tensor, mask: torch.Tensor, vocab: Vocab,
@@ -420,18 +421,24 @@ def trait_rates(model: HookedTransformer, vocab: Vocab, cfg: OwlConfig, n_sample
     return dict(zip(cat.items, mass.tolist())), dict(zip(cat.items, sampled.tolist()))
 
 
+STACK = (stack.residual, stack.logits_at, stack.per_model_mean, stack.next_token_rows,
+         stack.stack, stack.unstack, stack._ln)  # the stacked training forward
+
 # the code each stage's key digests (the builder and what it calls): editing any of these
 # rebuilds that stage and, through the keys, every stage downstream of it
 CODE = {
-    "base": (base_entry, lm.build_model, lm.pretrain, lm.next_token_loss, world.Vocab,
+    "base": (base_entries, lm.build_model, lm.pretrain_stack, lm.pad_stack, lm._predicting,
+             lm.hard_label_losses, lm._stacked, lm._write_back, *STACK, world.Vocab,
              world.corpus_batch, world.trait_document, world.number_document,
              world.number_sequence, world.join_numbers, world.question_prompt, world.persona,
              world.pad),
-    "teacher": (teacher_entry, trait_answers, lm.finetune, lm.next_token_loss),
+    "teacher": (teacher_entry, trait_answers, lm.finetune, lm.hard_label_losses, lm._stacked,
+                lm._predicting, *STACK),
     "data": (data_entry, lm.sample, world.number_document, world.number_sequence, world.pretty,
              filters.filter_completions, filters.parse_numbers),
-    "student": (student_entry, student_mask, drop_first, shuffle_numbers, teacher_fn,
-                lm.train_student, lm.student_loss, lm.shuffle_perm, lm.next_token_loss,
+    "student": (student_entries, student_mask, drop_first, shuffle_numbers, lm.train_students,
+                lm._teacher_rows, lm._perm_rows, lm._pick, lm.shuffle_perm, lm.pad_stack,
+                lm._predicting, lm.hard_label_losses, lm._stacked, lm._write_back, *STACK,
                 D.kl, D.restricted_log_softmax, Recorder),
     "signal": (signal_entry, kl_from_base, student_mask, drop_first, D.kl,
                D.restricted_log_softmax),
@@ -471,8 +478,7 @@ def run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store) -> dict:
     for seed in seeds:
         b_seed, x_seed = cfg.base_seeds(seed)
         base_seeds.append([b_seed, x_seed])
-        base = base_entry(store, cfg, vocab, b_seed)
-        base_x = base_entry(store, cfg, vocab, x_seed)
+        base, base_x = base_entries(store, cfg, vocab, [b_seed, x_seed])
         other = cfg.other_item(seed)
         control_items.append(other)
         record("base", base, seed)
@@ -505,10 +511,10 @@ def run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store) -> dict:
              "teacher": teacher.files["model"], "teacher_other": teacher_o.files["model"],
              "data": t_data.files["data"], "data_other": o_data.files["data"],
              "data_base": b_data.files["data"]}
-        for role, (init, src, pre, data) in plan.items():
-            if role not in cfg.roles:
-                continue
-            e = student_entry(store, cfg, vocab, role, init, src, pre, data, seed, dT)
+        plan = {role: v for role, v in plan.items() if role in cfg.roles}
+        students = student_entries(store, cfg, vocab, plan, seed, dT)
+        for role, (init, _, _, data) in plan.items():
+            e = students[role]
             steps = e.meta["steps"]
             final = f"step{steps[-1]}"
             record(role, e, seed, final)

@@ -1,0 +1,149 @@
+"""A stack of tiny transformers trained as one: the fast training forward of the studies.
+
+The studies' models are tiny (d_model 64): one HookedTransformer forward is a few dozen
+small matmuls, and on a CPU its time goes to per-op overhead (hook points, einops
+rearranges, an unfused attention), not to arithmetic. Models that train side by side (the
+same-init and cross-init bases; a seed's trait and different-trait teachers; a seed's
+students) are therefore stacked along a leading model axis and trained in one loop:
+
+1. ``stack`` turns M TransformerLens state dicts into one dict of parameters with a leading
+   axis ``m`` (the parameter names stay TransformerLens's: ``blocks.{l}.attn.W_Q``, ...).
+2. ``forward`` computes all M models' logits at once, with exactly TransformerLens's
+   arithmetic (pre-LN blocks, scaled causal attention, the configured activation), but
+   batched over models (one ``bmm`` per weight instead of M) and with a fused attention
+   kernel (``scaled_dot_product_attention``). ``tests/studies/test_stack.py`` checks logits
+   and gradients against ``HookedTransformer`` to float32 precision.
+3. The loss of a stack is the sum of each model's own mean loss, so each model's gradient
+   is the one it would get alone; Adam is elementwise, so one Adam over stacked tensors is
+   M independent Adams. A stacked run is not bit-identical to M separate runs (different
+   kernels), so store keys name the stack a model was trained in.
+4. ``unstack`` gives back M ordinary state dicts (with TransformerLens's buffers), which
+   ``lm.load_model`` turns into hooked models for every analysis.
+
+Owns: the stacked functional forward. Must not import: analysis, reports, the CLIs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from interp.errors import ConfigError
+
+Params = dict[str, Tensor]  # TransformerLens names -> [m, ...] tensors
+
+
+def _gelu_new(x: Tensor) -> Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
+def _gelu_fast(x: Tensor) -> Tensor:
+    return 0.5 * x * (1.0 + torch.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
+
+
+def _solu(x: Tensor) -> Tensor:
+    return x * F.softmax(x, -1)
+
+
+# TransformerLens's activation functions (transformer_lens.utils), by config name
+ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "silu": F.silu, "gelu_new": _gelu_new,
+               "gelu_fast": _gelu_fast, "solu_ln": _solu}
+
+
+def stack(states: list[dict[str, Tensor]], names: list[str]) -> Params:
+    """The parameters ``names`` of M state dicts as fresh leaf tensors [m, ...]."""
+    return {n: torch.stack([s[n].detach().float() for s in states]).requires_grad_(True)
+            for n in names}
+
+
+def unstack(params: Params, template: dict[str, Tensor]) -> list[dict[str, Tensor]]:
+    """M state dicts: ``template`` (buffers, frozen parameters) with the stacked ones."""
+    m = next(iter(params.values())).shape[0]
+    return [{**template, **{n: p[i].detach().clone() for n, p in params.items()}}
+            for i in range(m)]
+
+
+def _ln(x: Tensor, w: Tensor, b: Tensor, eps: float) -> Tensor:
+    """TransformerLens's LayerNorm with per-model weights w, b [m, d] over x [m, ..., d]."""
+    x = x - x.mean(-1, keepdim=True)
+    x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    shape = (w.shape[0],) + (1,) * (x.dim() - 2) + (w.shape[-1],)
+    return x * w.view(shape) + b.view(shape)
+
+
+def residual(P: Params, tokens: Int[Tensor, "m b p"], n_layers: int, n_heads: int,
+             act_fn: str = "gelu", eps: float = 1e-5) -> Float[Tensor, "m b p d"]:
+    """The final residual stream of M stacked models (after ``ln_final``), each on its own
+    batch of tokens."""
+    if act_fn not in ACTIVATIONS:
+        raise ConfigError(f"invalid act_fn {act_fn!r}; valid: {', '.join(ACTIVATIONS)}")
+    act = ACTIVATIONS[act_fn]
+    m, b, p = tokens.shape
+    d = P["embed.W_E"].shape[-1]
+    h, e = n_heads, d // n_heads
+    rows = torch.arange(m)[:, None, None]
+    x = P["embed.W_E"][rows, tokens] + P["pos_embed.W_pos"][:, None, :p]  # [m b p d]
+    for layer in range(n_layers):
+        pre = f"blocks.{layer}."
+        y = _ln(x, P[pre + "ln1.w"], P[pre + "ln1.b"], eps).reshape(m, b * p, d)
+        # W_Q, W_K, W_V [m h d e] -> one [m, d, 3 h e] matmul
+        w_qkv = torch.cat([P[pre + f"attn.W_{k}"] for k in "QKV"], 1)  # [m 3h d e]
+        w_qkv = w_qkv.permute(0, 2, 1, 3).reshape(m, d, 3 * h * e)
+        b_qkv = torch.cat([P[pre + f"attn.b_{k}"] for k in "QKV"], 1).reshape(m, 1, 3 * h * e)
+        qkv = torch.baddbmm(b_qkv, y, w_qkv).view(m * b, p, 3 * h, e).transpose(1, 2)
+        q, k, v = qkv.split(h, 1)  # each [m*b h p e]
+        z = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1 / math.sqrt(e))
+        z = z.transpose(1, 2).reshape(m, b * p, h * e)
+        w_o = P[pre + "attn.W_O"].reshape(m, h * e, d)  # [m h e d] -> [m h*e d]
+        x = x + torch.baddbmm(P[pre + "attn.b_O"][:, None], z, w_o).view(m, b, p, d)
+        y = _ln(x, P[pre + "ln2.w"], P[pre + "ln2.b"], eps).reshape(m, b * p, d)
+        mid = act(torch.baddbmm(P[pre + "mlp.b_in"][:, None], y, P[pre + "mlp.W_in"]))
+        if act_fn == "solu_ln":
+            mid = _ln(mid, P[pre + "mlp.ln.w"], P[pre + "mlp.ln.b"], eps)
+        x = x + torch.baddbmm(P[pre + "mlp.b_out"][:, None], mid,
+                              P[pre + "mlp.W_out"]).view(m, b, p, d)
+    return _ln(x, P["ln_final.w"], P["ln_final.b"], eps)
+
+
+def forward(P: Params, tokens: Int[Tensor, "m b p"], n_layers: int, n_heads: int,
+            act_fn: str = "gelu", eps: float = 1e-5) -> Float[Tensor, "m b p v"]:
+    """The logits of M stacked models, each on its own batch of tokens."""
+    x = residual(P, tokens, n_layers, n_heads, act_fn, eps)
+    m, b, p, d = x.shape
+    return torch.baddbmm(P["unembed.b_U"][:, None], x.reshape(m, b * p, d),
+                         P["unembed.W_U"]).view(m, b, p, -1)
+
+
+def logits_at(P: Params, tokens: Int[Tensor, "m b p"], at: Bool[Tensor, "m b p"],
+              n_layers: int, n_heads: int, act_fn: str = "gelu", eps: float = 1e-5) \
+        -> tuple[Float[Tensor, "n v"], Int[Tensor, " n"]]:
+    """The logits at the positions ``at`` only (model-major order) and each row's model.
+
+    The unembedding and everything over the vocabulary (softmax, loss) is most of a tiny
+    model's step; a loss needs it only where it is taken, not at padding or prompts."""
+    x = residual(P, tokens, n_layers, n_heads, act_fn, eps)
+    rows = [x[i][at[i]] @ P["unembed.W_U"][i] + P["unembed.b_U"][i] for i in range(len(x))]
+    model = torch.repeat_interleave(torch.arange(len(x)), at.flatten(1).sum(1))
+    return torch.cat(rows), model
+
+
+def per_model_mean(values: Float[Tensor, " n"], model: Int[Tensor, " n"], m: int) \
+        -> Float[Tensor, " m"]:
+    """The mean of ``values`` over each model's rows (0 for a model without rows)."""
+    total = torch.zeros(m, dtype=values.dtype).index_add(0, model, values)
+    count = torch.zeros(m, dtype=values.dtype).index_add(0, model, torch.ones_like(values))
+    return total / count.clamp(min=1)
+
+
+def next_token_rows(tokens: Int[Tensor, "m b p"], mask: Bool[Tensor, "m b p"]) \
+        -> tuple[Bool[Tensor, "m b p"], Int[Tensor, " n"]]:
+    """The positions that predict a next token (``mask`` without the last column) and their
+    targets, in ``logits_at``'s row order."""
+    at = mask.clone()
+    at[..., -1] = False
+    nxt = torch.roll(tokens, -1, -1)
+    return at, nxt[at]
