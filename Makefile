@@ -12,9 +12,10 @@ export WANDB_MODE := disabled
 	.venv/bin/pip install -q -e '.[dev]'
 	touch $@
 
+# the default study's independent stages on every core, one torch thread each (interp/__init__.py)
 demo: .venv/.installed
-	$(PY) -m interp.align
-	$(PY) -m interp.fingerprint
+	INTERP_WORKERS=$${INTERP_WORKERS:-auto} $(PY) -m interp.align
+	INTERP_WORKERS=$${INTERP_WORKERS:-auto} $(PY) -m interp.fingerprint
 
 test: .venv/.installed
 	$(PY) -m pytest

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         align,
         attribution,
         capture,
+        coldstart,
         common,
         contention,
         digits,
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     common.SHOW_PROGRESS = show
     rows = {m.ROW.name: m.ROW for m in (pretrain, contention, recorder, attribution, digits,
                                         sweep, align, capture, sae, memory)}
+    rows.update({r.name: r for r in coldstart.ROWS})  # one cold demo, read by every row
     p = argparse.ArgumentParser(prog="python -m benchmarks",
                                 description="Run the benchmark rows; print the markdown table.")
     p.add_argument("--reps", type=int, default=None, help="paired repetitions (default 5; "

@@ -26,10 +26,13 @@ class Measured:
     note: str = ""
     speedup: bool = False  # ratio = baseline / candidate; else candidate / baseline
     extra: str = ""  # shown beside the figure, e.g. tokens/s beside FLOP/s
+    difference: bool = False  # "ratio" = candidate - baseline (a budget in the unit)
 
     @property
     def ratios(self) -> list[float]:
         pairs = zip(self.baseline, self.candidate)
+        if self.difference:
+            return [c - b for b, c in pairs]
         return [b / c if self.speedup else c / b for b, c in pairs]
 
 

@@ -2,22 +2,22 @@
 
     python -m benchmarks.pretrain [--steps 30] [--reps 5]
 
-The default owl-numbers model shape, batches of 64 from the synthetic corpus, an AdamW
-step as in ``interp.lm.pretrain``. Each repetition measures the float32 matmul peak
-(torch.mm of 2048 x 2048) and then the training rate, back to back.
+The default owl-numbers model shape and the study's own pretraining loop
+(``interp.studies.lm.pretrain_stack``, two bases stacked, batches of 64 from the synthetic
+corpus). Each repetition measures the float32 matmul peak (torch.mm of 2048 x 2048) and
+then the training rate, back to back.
 """
 
 from __future__ import annotations
 
 import statistics
 
-import numpy as np
 import torch
 from transformer_lens import HookedTransformer
 
 from benchmarks.common import Context, Measured, Row, paired, seconds
 from interp.studies import lm
-from interp.studies.world import Vocab, WorldConfig, corpus_batch
+from interp.studies.world import Vocab, WorldConfig
 
 
 def peak_flops(n: int = 2048, iters: int = 3) -> float:
@@ -38,32 +38,31 @@ def flops_per_token(model: HookedTransformer) -> float:
 
 
 def measure(reps: int, steps: int = 30, batch: int = 64) -> Measured:
-    vocab = Vocab()
-    model = lm.build_model(lm.ModelConfig(), len(vocab), 64, 0)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-    rng = np.random.default_rng(0)
-    batches = [corpus_batch(vocab, WorldConfig(), rng, batch) for _ in range(steps)]
-    n_tokens = sum(int((b != vocab.pad).sum()) for b in batches)
+    """The study's own loop (``lm.pretrain_stack``: a seed's same-init and cross-init bases as
+    one stack, corpus drawn on the fly, fused AdamW), ``steps`` steps per repetition."""
+    vocab, world = Vocab(), WorldConfig()
 
-    def train() -> None:
-        for tokens in batches:
-            loss = lm.next_token_loss(model(tokens), tokens, tokens != vocab.pad)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    def models() -> list[HookedTransformer]:
+        return [lm.build_model(lm.ModelConfig(), len(vocab), world.n_ctx, s) for s in (0, 1)]
 
-    train()  # warm-up (optimizer state, allocator)
+    lm.pretrain_stack(models(), vocab, world, 3, batch, 3e-3, [0, 1])  # warm-up
     rates: list[float] = []
+    model = models()[0]
 
     def achieved() -> float:
-        rates.append(n_tokens / seconds(train))
+        seen: list[int] = []
+        ms = models()
+        t = seconds(lambda: lm.pretrain_stack(ms, vocab, world, steps, batch, 3e-3, [0, 1],
+                                              seen))
+        rates.append(sum(seen) / t)
         return flops_per_token(model) * rates[-1] / 1e9
 
     peak, got = paired(reps, "pretrain", lambda: peak_flops() / 1e9, achieved)
     return Measured(
         peak, got, "GFLOP/s", extra=f"{statistics.median(rates):,.0f} tok/s",
-        note=f"{steps} steps of batch {batch} per rep, batches drawn before the clock starts; "
-             "tokens = non-pad tokens (padded positions are computed but not counted). "
+        note=f"interp.studies.lm.pretrain_stack as the study runs it: 2 bases stacked, "
+             f"{steps} steps of batch {batch} each per rep, corpus drawn inside the timed "
+             "loop; tokens = non-pad tokens (padded positions are computed but not counted). "
              "Achieved FLOP/s = 6 N tok/s + 6 d_model d_vocab tok/s, N = non-embedding "
              f"parameters ({non_embedding(model):,}), attention "
              "scores ignored; baseline = float32 torch.mm 2048 x 2048 peak, 2 n^3 / t, best "

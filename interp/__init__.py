@@ -14,6 +14,13 @@ Process start (this runs before torch is imported by any ``python -m interp.*`` 
    the thread count (float sums depend on it), so the same setting reuses the same cache
    entries. A sweep gives each of its workers ``cores // workers`` threads
    (``interp.sweeps``).
+   ``INTERP_WORKERS`` (a positive integer; unset means 1) lets a study build its independent
+   stages on that many processes (the owl-numbers study: the bases, then one seed's chain
+   per worker); every process of such a run, the main one included, then gets
+   ``cores // workers`` threads unless ``INTERP_THREADS`` says otherwise, so that all of them
+   key their cache entries alike. ``make demo`` sets it to the cores available: on two
+   cores, two one-thread processes do about twice the work of one two-thread process on
+   these tiny models (``benchmarks/coldstart.py``).
 2. Waiting threads sleep (``OMP_WAIT_POLICY=PASSIVE`` unless set). With OpenMP's default
    spin-waiting, a run whose threads share a core with another busy process spends most of
    its time spinning at barriers (measured: base pretraining about 25x slower while one
@@ -48,8 +55,20 @@ def requested_threads(env: "os._Environ[str] | dict[str, str]" = os.environ) -> 
     return int(raw) if raw.isdigit() and int(raw) > 0 else None
 
 
+def requested_workers(env: "os._Environ[str] | dict[str, str]" = os.environ) -> int:
+    """``INTERP_WORKERS`` as a positive int ("auto": the cores available); 1 when unset or
+    invalid (``interp.cli.check_threads`` reports an invalid value)."""
+    raw = env.get("INTERP_WORKERS", "").strip()
+    if raw == "auto":
+        return available_cores()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else 1
+
+
 def _configure_threads() -> None:
     n = requested_threads()
+    if n is None and requested_workers() > 1:
+        n = max(1, available_cores() // requested_workers())
+        os.environ["INTERP_THREADS"] = str(n)  # workers inherit it
     if n is not None:
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -46,6 +46,10 @@ def check_threads() -> None:
     if raw is not None and raw.strip() and requested_threads() is None:
         raise UsageError(f"INTERP_THREADS must be a positive integer (torch threads per "
                          f"process), got {raw!r}; unset it to use the cores available")
+    raw = os.environ.get("INTERP_WORKERS", "").strip()
+    if raw and raw != "auto" and not (raw.isdigit() and int(raw) > 0):
+        raise UsageError(f"INTERP_WORKERS must be a positive integer or auto (processes a "
+                         f"study may use), got {raw!r}; unset it for one process")
 
 
 def run_cli(body: Callable[[], None], errors: tuple[type[Exception], ...] = ()) -> int:

@@ -155,22 +155,25 @@ def pretrain(model: HookedTransformer, vocab: Vocab, world: WorldConfig, steps: 
 
 
 def pretrain_stack(models: list[HookedTransformer], vocab: Vocab, world: WorldConfig,
-                   steps: int, batch: int, lr: float, seeds: list[int]) -> list[list[float]]:
+                   steps: int, batch: int, lr: float, seeds: list[int],
+                   tokens_seen: list[int] | None = None) -> list[list[float]]:
     """``pretrain`` for several models at once (each its own corpus stream ``seeds[i]``):
-    one loop, one stacked forward. Returns each step's loss per model."""
+    one loop, one stacked forward. Returns each step's loss per model; ``tokens_seen`` (a
+    list) receives each model's count of non-pad tokens trained on."""
     rngs = [np.random.default_rng(s) for s in seeds]
     P = _stacked(models)
     names = list(P)
-    opt = torch.optim.AdamW(_leaves(models, P, names), lr=lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(_leaves(models, P, names), lr=lr, weight_decay=0.01, fused=True)
     warm = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(s, steps) / steps)))
-    fast, losses = _fast(models[0]), []
+    fast, losses, count = _fast(models[0]), [], [0] * len(models)
     bar = tqdm(range(steps), desc="pretrain base" + ("s" if len(models) > 1 else ""))
     for _ in bar:
         batches = [corpus_batch(vocab, world, r, batch) for r in rngs]
         tokens = pad_stack(batches, vocab.pad)
         mask = pad_stack([_predicting(b != vocab.pad) for b in batches], False)
+        count = [c + int((b != vocab.pad).sum()) for c, b in zip(count, batches)]
         per_model = hard_label_losses(P, tokens, mask, fast)
         opt.zero_grad()
         per_model.sum().backward()
@@ -179,6 +182,8 @@ def pretrain_stack(models: list[HookedTransformer], vocab: Vocab, world: WorldCo
         losses.append(per_model.tolist())
         bar.set_postfix(loss=" ".join(f"{v:.3f}" for v in losses[-1]))
     _write_back(models, P)
+    if tokens_seen is not None:
+        tokens_seen.extend(count)
     return losses
 
 
@@ -191,7 +196,7 @@ def finetune(model: HookedTransformer, tokens: Int[Tensor, "n p"], mask: Bool[Te
              if params == "all" or n.startswith("blocks.")]
     P = {n: p.detach().unsqueeze(0) for n, p in model.named_parameters()}  # frozen: no grad
     P.update(_stacked([model], names))
-    opt = torch.optim.Adam(_leaves([model], P, names), lr=lr)
+    opt = torch.optim.Adam(_leaves([model], P, names), lr=lr, fused=True)
     fast = _fast(model)
     for _ in tqdm(range(steps), desc=desc, leave=False):
         idx = torch.randint(len(tokens), (batch,), generator=g)
@@ -294,9 +299,9 @@ class Teacher:
 
 
 def _teacher_rows(teachers: list[Teacher], tokens: Int[Tensor, "m b p"],
-                  at: Bool[Tensor, "m b p"]) -> Float[Tensor, "n v"]:
-    """The teachers' logits at the positions ``at`` of their students' tokens (rows in
-    ``stack.logits_at`` order), each teacher reading its prefix too."""
+                  at: Bool[Tensor, "m b p"], cols: Tensor | None = None) -> Float[Tensor, "n k"]:
+    """The teachers' logits (vocabulary columns ``cols``) at the positions ``at`` of their
+    students' tokens (rows in ``stack.logits_at`` order), each teacher reading its prefix."""
     rows = []
     for i, t in enumerate(teachers):
         pre = torch.tensor(t.prefix, dtype=torch.long)
@@ -304,7 +309,7 @@ def _teacher_rows(teachers: list[Teacher], tokens: Int[Tensor, "m b p"],
         where = torch.cat([at[i, :, :1], torch.zeros(tokens.shape[1], len(pre), dtype=torch.bool),
                            at[i, :, 1:]], 1)
         P = {n: p.detach().unsqueeze(0) for n, p in t.model.named_parameters()}
-        rows.append(stack.logits_at(P, tok[None], where[None], **_fast(t.model))[0])
+        rows.append(stack.logits_at(P, tok[None], where[None], **_fast(t.model), cols=cols)[0])
     return torch.cat(rows)
 
 
@@ -344,7 +349,7 @@ def train_students(students: list[HookedTransformer],
     perms = [shuffle_perm(mask, g) if sh else None for (_, mask), g, sh in zip(data, gens, shuffle)]
     P = _stacked(students)
     names = list(P)
-    opt = torch.optim.Adam(_leaves(students, P, names), lr=cfg.lr)
+    opt = torch.optim.Adam(_leaves(students, P, names), lr=cfg.lr, fused=True)
     rec = None
     if direction is not None:
         stacked = [n for n in names if n in direction]
@@ -366,9 +371,9 @@ def train_students(students: list[HookedTransformer],
             per_model = hard_label_losses(P, tokens, mask, fast)
         else:
             at = mask
-            s_logits, model = stack.logits_at(P, tokens, at, **fast)
+            s_logits, model = stack.logits_at(P, tokens, at, **fast, cols=number_ids)
             with torch.no_grad():
-                t_logits = _teacher_rows(teachers, tokens, at)
+                t_logits = _teacher_rows(teachers, tokens, at, number_ids)
                 order, start = [], 0
                 for j in range(m):
                     n_j = int(at[j].sum())
@@ -376,8 +381,9 @@ def train_students(students: list[HookedTransformer],
                     order.append(rows[_perm_rows(perms[j][idx[j]], at[j])]
                                  if perms[j] is not None else rows)
                     start += n_j
-                t_logp = D.restricted_log_softmax(t_logits[torch.cat(order)], number_ids)
-            kl = D.kl(t_logp, D.restricted_log_softmax(s_logits, number_ids))
+                t_logp = F.log_softmax(t_logits[torch.cat(order)], -1)
+            # D.restricted_log_softmax, with the restriction applied in the unembedding
+            kl = D.kl(t_logp, F.log_softmax(s_logits, -1))
             per_model = stack.per_model_mean(kl, model, m)
         for j, v in enumerate(per_model.tolist()):
             losses[j].append(v)

@@ -37,6 +37,9 @@ Owns: the owl-numbers stages, its probe set and evaluation. Must not import: ana
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Literal
@@ -48,6 +51,7 @@ from jaxtyping import Bool, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from interp import requested_workers
 from interp.errors import ConfigError, UsageError
 from interp.metrics import divergence as D
 from interp.metrics.record import Recorder
@@ -69,6 +73,7 @@ from interp.studies.world import (
 )
 from interp.validation import check_memory, check_seed, check_types
 
+log = logging.getLogger(__name__)
 ROLES = ("student", "control_other", "control_base", "cross_init", "shuffled")
 CONTROL_OF_MODE = {"logit": "control_other", "sampled": "control_base"}
 REPLICATE_STRIDE = 1000  # replicate=base: seed s pretrains bases base_seed + 1000 s, ...
@@ -190,23 +195,66 @@ def _sub(cfg: OwlConfig, *prefixes: str, extra: tuple[str, ...] = ()) -> dict:
 
 
 # ------------------------------------------------------------------ stages
-def base_entries(store: Store, cfg: OwlConfig, vocab: Vocab, seeds: list[int]) -> list[Entry]:
-    """Base models pretrained side by side as one stack (a seed's same-init and cross-init
-    bases): each its own initialization and corpus stream, one entry each."""
-    def key(seed: int) -> dict:
-        return {"world": cfg.world, "model": cfg.model, "seed": seed, "stack": list(seeds),
-                "code": code_digest(*CODE["base"]), **_sub(cfg, "pretrain_")}
+def base_entry(store: Store, cfg: OwlConfig, vocab: Vocab, seed: int) -> Entry:
+    key = {"world": cfg.world, "model": cfg.model, "seed": seed, "code": code_digest(*CODE["base"]),
+           **_sub(cfg, "pretrain_")}
 
     def build():
         t0 = time.time()
-        models = [lm.build_model(cfg.model, len(vocab), cfg.world.n_ctx, s) for s in seeds]
-        losses = np.array(lm.pretrain_stack(models, vocab, cfg.world, cfg.pretrain_steps,
-                                            cfg.pretrain_batch, cfg.pretrain_lr, seeds))
-        return [({"model": m.state_dict()}, {"final_loss": float(losses[-50:, i].mean()),
-                                             "seconds": time.time() - t0})
-                for i, m in enumerate(models)]
+        model = lm.build_model(cfg.model, len(vocab), cfg.world.n_ctx, seed)
+        tokens: list[int] = []
+        losses = lm.pretrain_stack([model], vocab, cfg.world, cfg.pretrain_steps,
+                                   cfg.pretrain_batch, cfg.pretrain_lr, [seed], tokens)
+        return {"model": model.state_dict()}, {
+            "final_loss": float(np.mean([row[0] for row in losses[-50:]])),
+            "seconds": time.time() - t0, "tokens": tokens[0], "d_vocab": len(vocab)}
 
-    return store.get_or_build_group([("owl-numbers/base", key(s)) for s in seeds], build)
+    return store.get_or_build("owl-numbers/base", key, build)
+
+
+# ------------------------------------------------------------------ parallel prebuild
+def _build_bases(cfg: OwlConfig, seed: int, root: str) -> None:
+    base_entry(Store(root), cfg, Vocab(cfg.world.categories), seed)
+
+
+def _build_seed(cfg: OwlConfig, seed: int, root: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="owl-seed-") as tmp:
+        run(cfg, [seed], Path(tmp), Store(root), workers=1)
+
+
+def prebuild(cfg: OwlConfig, seeds: list[int], store: Store, workers: int) -> None:
+    """Build the study's independent stages on ``workers`` processes before the main pass:
+    1. every base (same-init and cross-init) one per worker; 2. each seed's chain (teachers,
+    data, students, evaluations) one per worker, by running the study for that seed alone.
+    The main pass then finds every entry in the store. A worker that fails is reported
+    and its stages are left to the main pass, which raises the error where it belongs."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    from tqdm.auto import tqdm
+
+    bases = sorted({b for s in seeds for b in cfg.base_seeds(s)})
+    tasks = [(_build_bases, bases), (_build_seed, seeds)]
+    # the workers' own bars would interleave (this bar counts tasks); their thread count is
+    # the main process's, so that every process keys its entries alike
+    env = {"TQDM_DISABLE": "1", "INTERP_THREADS": str(torch.get_num_threads())}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            for fn, items in tasks:
+                futures = [pool.submit(fn, cfg, i, str(store.root)) for i in items]
+                for f in tqdm(cf.as_completed(futures), total=len(futures),
+                              desc=f"{fn.__name__[1:]} on {workers} workers"):
+                    if f.exception() is not None:
+                        log.warning("a prebuild worker failed (%s); the main pass redoes "
+                                    "its stages", f.exception())
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def load_model(entry: Entry, cfg: OwlConfig, vocab: Vocab, name: str = "model") \
@@ -427,7 +475,7 @@ STACK = (stack.residual, stack.logits_at, stack.per_model_mean, stack.next_token
 # the code each stage's key digests (the builder and what it calls): editing any of these
 # rebuilds that stage and, through the keys, every stage downstream of it
 CODE = {
-    "base": (base_entries, lm.build_model, lm.pretrain_stack, lm.pad_stack, lm._predicting,
+    "base": (base_entry, lm.build_model, lm.pretrain_stack, lm.pad_stack, lm._predicting,
              lm.hard_label_losses, lm._stacked, lm._write_back, *STACK, world.Vocab,
              world.corpus_batch, world.trait_document, world.number_document,
              world.number_sequence, world.join_numbers, world.question_prompt, world.persona,
@@ -447,7 +495,12 @@ CODE = {
 
 
 # ------------------------------------------------------------------ the study
-def run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store) -> dict:
+def run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store,
+        workers: int | None = None) -> dict:
+    """Run the study (``workers`` processes: default ``INTERP_WORKERS``, see ``prebuild``)."""
+    workers = requested_workers() if workers is None else workers
+    if workers > 1 and len(seeds) > 0:
+        prebuild(cfg, seeds, store, workers)
     vocab = Vocab(cfg.world.categories)
     splits = {"rates": "heldout", "rates_select": "select"}
     rates: dict[str, dict[str, dict[str, list[float]]]] = {}
@@ -478,7 +531,8 @@ def run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store) -> dict:
     for seed in seeds:
         b_seed, x_seed = cfg.base_seeds(seed)
         base_seeds.append([b_seed, x_seed])
-        base, base_x = base_entries(store, cfg, vocab, [b_seed, x_seed])
+        base = base_entry(store, cfg, vocab, b_seed)
+        base_x = base_entry(store, cfg, vocab, x_seed)
         other = cfg.other_item(seed)
         control_items.append(other)
         record("base", base, seed)

@@ -69,10 +69,11 @@ def unstack(params: Params, template: dict[str, Tensor]) -> list[dict[str, Tenso
 
 def _ln(x: Tensor, w: Tensor, b: Tensor, eps: float) -> Tensor:
     """TransformerLens's LayerNorm with per-model weights w, b [m, d] over x [m, ..., d]."""
-    x = x - x.mean(-1, keepdim=True)
-    x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
-    shape = (w.shape[0],) + (1,) * (x.dim() - 2) + (w.shape[-1],)
-    return x * w.view(shape) + b.view(shape)
+    d = x.shape[-1]
+    if w.shape[0] == 1:  # one model: the fused kernel with its affine part
+        return F.layer_norm(x, (d,), w[0], b[0], eps)
+    shape = (w.shape[0],) + (1,) * (x.dim() - 2) + (d,)
+    return F.layer_norm(x, (d,), None, None, eps) * w.view(shape) + b.view(shape)
 
 
 def residual(P: Params, tokens: Int[Tensor, "m b p"], n_layers: int, n_heads: int,
@@ -85,8 +86,11 @@ def residual(P: Params, tokens: Int[Tensor, "m b p"], n_layers: int, n_heads: in
     m, b, p = tokens.shape
     d = P["embed.W_E"].shape[-1]
     h, e = n_heads, d // n_heads
-    rows = torch.arange(m)[:, None, None]
-    x = P["embed.W_E"][rows, tokens] + P["pos_embed.W_pos"][:, None, :p]  # [m b p d]
+    v = P["embed.W_E"].shape[1]
+    # one embedding lookup over the models' stacked tables (its backward is a dense
+    # scatter-add, far cheaper than advanced indexing's)
+    flat = tokens + v * torch.arange(m)[:, None, None]
+    x = F.embedding(flat, P["embed.W_E"].reshape(m * v, d)) + P["pos_embed.W_pos"][:, None, :p]
     for layer in range(n_layers):
         pre = f"blocks.{layer}."
         y = _ln(x, P[pre + "ln1.w"], P[pre + "ln1.b"], eps).reshape(m, b * p, d)
@@ -119,15 +123,24 @@ def forward(P: Params, tokens: Int[Tensor, "m b p"], n_layers: int, n_heads: int
 
 
 def logits_at(P: Params, tokens: Int[Tensor, "m b p"], at: Bool[Tensor, "m b p"],
-              n_layers: int, n_heads: int, act_fn: str = "gelu", eps: float = 1e-5) \
-        -> tuple[Float[Tensor, "n v"], Int[Tensor, " n"]]:
-    """The logits at the positions ``at`` only (model-major order) and each row's model.
+              n_layers: int, n_heads: int, act_fn: str = "gelu", eps: float = 1e-5,
+              cols: Int[Tensor, " k"] | None = None) \
+        -> tuple[Float[Tensor, "n k"], Int[Tensor, " n"]]:
+    """The logits at the positions ``at`` only (model-major order) and each row's model;
+    with ``cols``, only those vocabulary columns (a loss restricted to the number tokens).
 
     The unembedding and everything over the vocabulary (softmax, loss) is most of a tiny
     model's step; a loss needs it only where it is taken, not at padding or prompts."""
     x = residual(P, tokens, n_layers, n_heads, act_fn, eps)
-    rows = [x[i][at[i]] @ P["unembed.W_U"][i] + P["unembed.b_U"][i] for i in range(len(x))]
-    model = torch.repeat_interleave(torch.arange(len(x)), at.flatten(1).sum(1))
+    m, b, p, d = x.shape
+    w_u, b_u = P["unembed.W_U"], P["unembed.b_U"]
+    if cols is not None:
+        w_u, b_u = w_u[..., cols], b_u[..., cols]
+    flat = x.reshape(m, b * p, d)
+    where = at.reshape(m, b * p)
+    rows = [torch.addmm(b_u[i], flat[i].index_select(0, where[i].nonzero()[:, 0]), w_u[i])
+            for i in range(m)]
+    model = torch.repeat_interleave(torch.arange(m), where.sum(1))
     return torch.cat(rows), model
 
 

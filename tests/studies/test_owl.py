@@ -5,6 +5,7 @@ follow the code."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -256,3 +257,28 @@ def test_prompted_teacher_runs_and_records_its_prefix(owl_run, cache_dir, tmp_pa
     assert s["rates"]["teacher"] != s["rates"]["base"] != s["rates"]["teacher_other"]
     assert min(s["signal"]["control_other"]["loss_step0"]) > 0
     assert "no weight direction" in (out / "report.html").read_text()
+
+
+SMALL_SETS = ["pretrain_steps=60", "student_steps=10", "checkpoint_every=5", "n_samples=150",
+              "dataset_size=100", "eval_samples=10"]
+
+
+def test_workers_build_the_same_run(tmp_path):
+    """INTERP_WORKERS: the bases and each seed's chain built on two processes give the
+    summary a single process gives, byte for byte (one thread everywhere)."""
+    import subprocess
+    import sys
+
+    def run(workers: int) -> bytes:
+        env = {**os.environ, "INTERP_THREADS": "1", "INTERP_WORKERS": str(workers),
+               "INTERP_CACHE": str(tmp_path / f"cache{workers}"), "TQDM_DISABLE": "1"}
+        out = tmp_path / f"run{workers}"
+        subprocess.run([sys.executable, "-m", "interp.study", "run", "owl-numbers", "--preset",
+                        "tiny", "--seeds", "2", "--out", str(out),
+                        *[a for kv in SMALL_SETS for a in ("--set", kv)]],
+                       env=env, check=True, capture_output=True)
+        return (out / "summary.json").read_bytes()
+
+    one, two = run(1), run(2)
+    assert one == two
+    assert json.loads(two)["seeds"] == [0, 1]

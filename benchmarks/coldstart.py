@@ -1,0 +1,184 @@
+"""Cold start: `make demo` on an empty cache, by stage, and the warm rerun.
+
+    python -m benchmarks.coldstart [--keep DIR]
+
+1. Run what `make demo` runs (``python -m interp.align`` then ``python -m interp.fingerprint``,
+   each a fresh interpreter, ``INTERP_WORKERS=auto`` unless set) in a scratch directory with
+   an empty cache (INTERP_CACHE), and
+   time it: the cold demo. Run it again: the warm demo (every stage a cache hit). Time
+   ``python -c "import interp.align, interp.fingerprint"``: the interpreter start-up.
+2. Read the cache's manifests: each entry records ``build_seconds``, the time its build took
+   without the entries it built or read on the way (``Store.get_or_build``). Sum them by
+   stage (``STAGES``, by entry kind); what no entry accounts for (imports, loading,
+   reports) is "other".
+3. Where a stage is model training, its achieved FLOP/s: pretraining counts
+   6 N + 6 d_model d_vocab per non-pad token (``benchmarks.pretrain.flops_per_token``; the
+   base entries record their tokens), against the float32 matmul peak measured beside it.
+
+One cold run takes minutes, so every row of this set shares one measurement (one
+repetition, whatever ``--reps`` says). Needs a quiet machine: a second job on two cores
+slows torch many times over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import Context, Measured, Row
+
+# entry kind -> stage (the issue's stages, in pipeline order)
+STAGES = {
+    "owl-numbers/base": "pretraining",
+    "owl-numbers/teacher": "teachers",
+    "owl-numbers/data": "data generation",
+    "owl-numbers/student": "students", "owl-numbers/control_other": "students",
+    "owl-numbers/control_base": "students", "owl-numbers/cross_init": "students",
+    "owl-numbers/shuffled": "students",
+    "owl-numbers/eval": "evaluation", "owl-numbers/signal": "evaluation",
+    "align/seed": "align",
+    "sae": "SAE training",
+    "activations": "fingerprint",
+}
+ORDER = ["pretraining", "teachers", "data generation", "students", "evaluation", "align",
+         "SAE training", "fingerprint", "other"]
+BUDGET_S = 300.0  # the issue's cold-start budget: five minutes
+WARM_BUDGET_S = 10.0  # warm: at most this plus interpreter start-up
+
+_RESULT: dict | None = None  # the one measurement every row of the set reads
+
+
+def _run(args: list[str], cwd: Path, env: dict) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({r.returncode}): "
+                           f"{(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+    return time.perf_counter() - t0
+
+
+def demo_seconds(cwd: Path, env: dict) -> float:
+    return sum(_run(["-m", mod], cwd, env) for mod in ("interp.align", "interp.fingerprint"))
+
+
+def stage_seconds(cache: Path) -> tuple[dict[str, float], dict[str, int]]:
+    """(seconds by stage, entries by stage) from the cache's manifests."""
+    secs: dict[str, float] = collections.defaultdict(float)
+    count: dict[str, int] = collections.defaultdict(int)
+    for f in cache.rglob("manifest.json"):
+        m = json.loads(f.read_text())
+        stage = STAGES.get(m["kind"], STAGES.get(m["kind"].split("/")[0], "other"))
+        secs[stage] += m.get("build_seconds", 0.0)
+        count[stage] += 1
+    return dict(secs), dict(count)
+
+
+def pretrain_flops(cache: Path) -> float:
+    """FLOPs the base entries' pretraining did (useful work: non-pad tokens)."""
+    import torch  # noqa: F401  (the model below)
+
+    from benchmarks.pretrain import flops_per_token
+    from interp.studies import lm
+
+    total = 0.0
+    for f in (cache / "owl-numbers" / "base").glob("*/manifest.json"):
+        m = json.loads(f.read_text())
+        c = m["config"]["model"]
+        model = lm.build_model(lm.ModelConfig(**c), m["meta"]["d_vocab"], 64, 0)
+        total += flops_per_token(model) * m["meta"]["tokens"]
+    return total
+
+
+def measure(keep: Path | None = None) -> dict:
+    global _RESULT
+    if _RESULT is not None:
+        return _RESULT
+    from benchmarks.pretrain import peak_flops
+
+    with tempfile.TemporaryDirectory(prefix="coldstart-") as tmp:
+        work = keep or Path(tmp)
+        cache = work / "cache"
+        env = {**os.environ, "INTERP_CACHE": str(cache), "TQDM_DISABLE": "1",
+               "WANDB_MODE": "disabled", "INTERP_WORKERS": os.environ.get("INTERP_WORKERS",
+                                                                          "auto")}
+        start = min(_run(["-c", "import interp.align, interp.fingerprint"], work, env)
+                    for _ in range(3))
+        cold = demo_seconds(work, env)
+        warm = demo_seconds(work, env)
+        secs, count = stage_seconds(cache)
+        secs["other"] = secs.get("other", 0.0) + max(0.0, cold - sum(secs.values()))
+        _RESULT = {"cold": cold, "warm": warm, "start": start, "stages": secs,
+                   "entries": count, "pretrain_flops": pretrain_flops(cache),
+                   "peak": peak_flops(), "threads": _threads(env)}
+    return _RESULT
+
+
+def _threads(env: dict) -> int:
+    out = subprocess.run([sys.executable, "-c", "import interp, torch; "
+                          "print(torch.get_num_threads())"], env=env, capture_output=True,
+                         text=True).stdout.strip()
+    return int(out or 0)
+
+
+def _cold(ctx: Context) -> Measured:
+    r = measure()
+    return Measured([BUDGET_S], [r["cold"]], "s",
+                    note=f"`make demo` (python -m interp.align; python -m interp.fingerprint) "
+                         f"in a scratch directory with an empty INTERP_CACHE, {r['threads']} "
+                         "torch threads, one run (minutes); baseline = the five-minute budget. "
+                         "Stages: the `stage:` rows.")
+
+
+def _warm(ctx: Context) -> Measured:
+    r = measure()
+    return Measured([2 * r["start"]], [r["warm"]], "s", difference=True,
+                 note="the same two commands again, every stage a cache hit; baseline = two "
+                      "interpreter start-ups importing interp.align and interp.fingerprint "
+                      f"(best of 3: {r['start']:.1f} s for one); ratio = warm minus two "
+                      "start-ups, in seconds")
+
+
+def _stage(name: str):
+    def run(ctx: Context) -> Measured:
+        r = measure()
+        s = r["stages"].get(name, 0.0)
+        extra = ""
+        note = f"{r['entries'].get(name, 0)} store entries; ratio = share of the cold demo"
+        if name == "pretraining" and s > 0:
+            achieved = r["pretrain_flops"] / s
+            extra = (f"{achieved / 1e9:.1f} GFLOP/s = {achieved / r['peak']:.0%} of the "
+                     f"{r['peak'] / 1e9:.0f} GFLOP/s float32 matmul peak")
+            note += "; FLOPs = (6 N + 6 d_model d_vocab) per non-pad token trained"
+        return Measured([r["cold"]], [s], "s", extra=extra, note=note)
+    return run
+
+
+ROWS = [Row("cold_demo", "cold `make demo` (empty cache) vs the five-minute budget",
+            "cold / budget", ("<=", 1.0), _cold),
+        Row("warm_demo", "warm `make demo` (all cache hits) vs interpreter start-up",
+            "warm - start-up (s)", ("<=", WARM_BUDGET_S), _warm)] + [
+        Row(f"stage:{s}", f"cold demo stage: {s}", "share of cold", None, _stage(s))
+        for s in ORDER]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.coldstart")
+    p.add_argument("--keep", type=Path, default=None,
+                   help="work (and leave the cache) in this directory instead of a temp one")
+    args = p.parse_args()
+    from benchmarks.table import table
+
+    measure(args.keep)
+    print(table([(row, row.run(Context(1, False, Path(".")))) for row in ROWS]))
+
+
+if __name__ == "__main__":
+    main()
