@@ -86,7 +86,8 @@ OnDone = Callable[[CellJob, "dict | BaseException"], None]
 
 
 def _setup(threads: int, extra: tuple[str, ...] = ()) -> list[str]:
-    return [*extra, f"export INTERP_THREADS={threads}"]
+    # a cell is one worker's job: the study inside it runs on one process
+    return [*extra, f"export INTERP_THREADS={threads}", "export INTERP_WORKERS=1"]
 
 
 def _wait(pending: list[tuple[CellJob, submitit.Job]], on_done: OnDone) \
