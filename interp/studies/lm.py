@@ -297,13 +297,25 @@ class Teacher:
     model: HookedTransformer
     prefix: tuple[int, ...] = ()
 
+    def __call__(self, tokens: Int[Tensor, "b p"]) -> Float[Tensor, "b p v"]:
+        """Logits aligned to ``tokens`` (a ``TeacherFn``), the prefix read but not returned."""
+        if not self.prefix:
+            return self.model(tokens)
+        pre = torch.tensor(self.prefix, dtype=torch.long).expand(len(tokens), -1)
+        return self.model(torch.cat([tokens[:, :1], pre, tokens[:, 1:]], 1))[:, len(self.prefix):]
 
-def _teacher_rows(teachers: list[Teacher], tokens: Int[Tensor, "m b p"],
+
+def _teacher_rows(teachers: list[Teacher | TeacherFn], tokens: Int[Tensor, "m b p"],
                   at: Bool[Tensor, "m b p"], cols: Tensor | None = None) -> Float[Tensor, "n k"]:
     """The teachers' logits (vocabulary columns ``cols``) at the positions ``at`` of their
-    students' tokens (rows in ``stack.logits_at`` order), each teacher reading its prefix."""
+    students' tokens (rows in ``stack.logits_at`` order), each teacher reading its prefix.
+    A teacher may also be any ``TeacherFn`` (a mitigation's wrapped teacher)."""
     rows = []
     for i, t in enumerate(teachers):
+        if not isinstance(t, Teacher):
+            logits = t(tokens[i])[at[i]]
+            rows.append(logits[:, cols] if cols is not None else logits)
+            continue
         pre = torch.tensor(t.prefix, dtype=torch.long)
         tok = torch.cat([tokens[i, :, :1], pre.expand(tokens.shape[1], -1), tokens[i, :, 1:]], 1)
         where = torch.cat([at[i, :, :1], torch.zeros(tokens.shape[1], len(pre), dtype=torch.bool),
@@ -325,7 +337,7 @@ def _perm_rows(perm: Int[Tensor, "b p"], at: Bool[Tensor, "b p"]) -> Int[Tensor,
 def train_students(students: list[HookedTransformer],
                    data: list[tuple[Int[Tensor, "n p"], Bool[Tensor, "n p"]]],
                    number_ids: Tensor, cfg: StudentConfig, seed: int,
-                   teachers: list[Teacher] | None = None,
+                   teachers: list[Teacher | TeacherFn] | None = None,
                    shuffle: list[bool] | None = None,
                    direction: dict[str, Tensor] | None = None,
                    theta0: list[dict[str, Tensor]] | None = None,
@@ -409,7 +421,8 @@ def _pick(row, j: int):
 
 def train_student(student: HookedTransformer, tokens: Int[Tensor, "n p"],
                   mask: Bool[Tensor, "n p"], number_ids: Tensor, cfg: StudentConfig, seed: int,
-                  teacher: HookedTransformer | Teacher | None = None, desc: str = "student",
+                  teacher: HookedTransformer | Teacher | TeacherFn | None = None,
+                  desc: str = "student",
                   attach: Callable[[torch.optim.Optimizer], object] | None = None,
                   losses: list[float] | None = None,
                   ) -> dict[int, dict[str, Tensor]]:

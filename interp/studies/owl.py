@@ -346,6 +346,19 @@ def student_mask(cfg: OwlConfig, mask: Bool[Tensor, "n p"]) -> Bool[Tensor, "n p
     return drop_first(mask) if cfg.mask_first else mask
 
 
+def teacher_fn(model: HookedTransformer, prefix: list[int]) -> lm.Teacher:
+    """Logits aligned to the student's tokens; a prompted teacher sees its prefix too."""
+    return lm.Teacher(model, tuple(prefix))
+
+
+def student_entry(store: Store, cfg: OwlConfig, vocab: Vocab, role: str, init: Entry,
+                  teacher: Entry, prefix: list[int], data: Entry, seed: int,
+                  dT: dict[str, torch.Tensor] | None = None) -> Entry:
+    """One student trained alone (a stack of one; the study trains a seed's together)."""
+    return student_entries(store, cfg, vocab, {role: (init, teacher, prefix, data)}, seed,
+                           dT)[role]
+
+
 def student_entries(store: Store, cfg: OwlConfig, vocab: Vocab,
                     plan: dict[str, tuple[Entry, Entry, list[int], Entry]], seed: int,
                     dT: dict[str, torch.Tensor] | None = None) -> dict[str, Entry]:

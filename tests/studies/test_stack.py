@@ -98,3 +98,18 @@ def test_recorder_rows_are_split_per_student():
     ip1 = rows[1][0]["neg_grad"]["all"]["inner_product"]
     assert isinstance(ip0, float) and ip0 > 0  # one small step toward the teacher
     assert ip0 != ip1  # different data, different gradients
+
+
+def test_a_plain_callable_teacher_trains_like_a_teacher():
+    """A TeacherFn (tokens -> aligned logits; what a mitigation wraps) gives the losses the
+    stacked fast path gives for the same prompted teacher."""
+    a, b = models(SMALL)
+    tokens, mask = number_data(0)
+    cfg = lm.StudentConfig(steps=3, batch=8)
+    runs = []
+    for teacher in (lm.Teacher(b, (5, 6)), lambda t: lm.Teacher(b, (5, 6))(t)):
+        losses: list[float] = []
+        lm.train_student(lm.clone_model(a), tokens, mask, V.number_ids, cfg, 1, teacher,
+                         losses=losses)
+        runs.append(losses)
+    assert runs[0] == pytest.approx(runs[1], rel=1e-4)
