@@ -1,10 +1,11 @@
 """``python -m benchmarks``: every benchmark row, one markdown table, BENCHMARKS.md.
 
-    python -m benchmarks [--reps 5] [--only ROW,ROW] [--quick] [--out PATH]
+    python -m benchmarks [--reps 5] [--only ROW,ROW [--merge]] [--quick] [--out PATH]
                          [--align-run DIR]
 
 A full run (all rows, not --quick) writes BENCHMARKS.md at the repository root; --quick
-(2 repetitions, smaller sizes, a smoke test) or --only writes nothing unless --out is given.
+(2 repetitions, smaller sizes, a smoke test) or --only writes nothing unless --out is given;
+--only ROWS --merge re-measures those rows into BENCHMARKS.md (the header says which, when).
 The toolkit's own progress bars are silenced; each row shows one bar over its repetitions.
 """
 
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke test: 2 reps, smaller sizes")
     p.add_argument("--only", default="", help=f"comma-separated rows: {','.join(rows)}")
     p.add_argument("--out", type=Path, default=None, help="write the report here")
+    p.add_argument("--merge", action="store_true", help="with --only: put the measured rows "
+                   "into BENCHMARKS.md (replacing rows of the same name), noting when")
     p.add_argument("--align-run", type=Path, default=None,
                    help="run directory for the memory row (default: the align row's tiny run)")
     args = p.parse_args(argv)
@@ -85,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     text = report(command, reps, args.quick, results)
     print(text)
     out = args.out or (ROOT / "BENCHMARKS.md" if not args.quick and not only else None)
+    if args.merge and only and not args.quick:
+        from benchmarks.table import merge
+
+        out = args.out or ROOT / "BENCHMARKS.md"
+        text = merge(out.read_text(), text)
     if out is not None:
         write_atomic(out, text)
         print(f"wrote {out}", file=sys.stderr)

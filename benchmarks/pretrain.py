@@ -74,7 +74,7 @@ def run(ctx: Context) -> Measured:
 
 
 ROW = Row("pretrain", "base-model pretraining FLOP/s (tokens/s) vs float32 matmul peak",
-          "utilisation", None, run)
+          "utilisation", (">=", 0.35), run)
 
 
 def main() -> None:

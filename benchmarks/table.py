@@ -103,3 +103,39 @@ def standalone(row: Row, measure, **sizes: int) -> None:
     args = vars(p.parse_args())
     reps = args.pop("reps")
     print(table([(row, measure(reps, **args))]))
+
+
+def merge(existing: str, new: str) -> str:
+    """``existing`` (a full report) with the rows and notes of ``new`` (a report of some rows)
+    put in: a row of the same name is replaced, a new one appended; the header gains a line
+    naming the re-measured rows with the new report's date, machine and command."""
+    def parse(text: str) -> tuple[list[str], list[str], dict[str, str], dict[str, str]]:
+        lines = text.rstrip("\n").split("\n")
+        start = next(i for i, ln in enumerate(lines) if ln.startswith("| row |"))
+        head, rows, notes, order = lines[:start], {}, {}, []
+        for ln in lines[start + 2:]:
+            if ln.startswith("| "):
+                name = ln.split("|")[1].strip()
+                rows[name] = ln
+                order.append(name)
+            elif ln.startswith("- `"):
+                notes[ln[3:ln.index("`", 3)]] = ln
+        return head, order, rows, notes
+
+    head, order, rows, notes = parse(existing)
+    new_head, new_order, new_rows, new_notes = parse(new)
+    for name in new_order:
+        if name not in rows:
+            order.append(name)
+    rows.update(new_rows)
+    notes.update(new_notes)
+    info = {ln.split(":", 1)[0][2:]: ln.split(":", 1)[1].strip()
+            for ln in new_head if ln.startswith("- ") and ":" in ln}
+    stamp = (f"- re-measured: {', '.join(new_order)} on {info.get('date', '?')} with "
+             f"{info.get('command', '?')} ({info.get('machine', '?')}; {info.get('mode', '?')})")
+    last_bullet = max(i for i, ln in enumerate(head) if ln.startswith("- "))
+    body = head[:last_bullet + 1] + [stamp] + head[last_bullet + 1:]
+    columns = ["| row | what is measured | figure | baseline | ratio | median [min, max] "
+               "| goal | status |", "|---|---|---|---|---|---|---|---|"]
+    return "\n".join(body + columns + [rows[n] for n in order] + [""]
+                      + [notes[n] for n in order if n in notes]) + "\n"
