@@ -17,8 +17,10 @@ and which examples carry it.
    same shift at the answer position of the fine-tuning trait questions, never the held-out
    ones).
 5. Per example risk: the first-order movement toward the teacher that training on the row
-   causes: its summed GN form in logit mode, its LLS (= d/de log p_{theta_0 + e dT}(row) to
-   first order) in sampled mode; examples are ranked by it.
+   causes, per trained position (the loss averages over positions, so this is the row's
+   trait density): its GN form in logit mode (KL(teacher || base) for a prompted teacher),
+   its LLS (= d/de log p_{theta_0 + e dT}(row) to first order) in sampled mode; examples are
+   ranked by it, and each row's totals are reported beside it.
 6. A combined prediction: a linear fit of measured transfer on standardised predictors
    (``Calibration``, fitted by ``analyses/audit_validation.py`` on sweep variants and saved as
    JSON), with an interval of +- 1.96 held-out residual SDs.
@@ -251,8 +253,9 @@ def predictors(x: AuditInputs, batch: int = 128, cka_positions: int = 2048) -> t
         coverage = ip / (ns * nd) if ns * nd > 0 else 0.0
     cka = {h: R.linear_cka(torch.cat(acts_t[h]), torch.cat(acts_b[h])) for h in hooks} \
         if not x.prefix else {}
-    risk = gn_row if (x.mode == "logit" and direction is not None) else \
-        (lls_row if x.mode == "sampled" else kl_row)
+    per_row = mask.sum(1).clamp(min=1).float()  # a row's trained positions
+    risk = (gn_row if (x.mode == "logit" and direction is not None) else
+            lls_row if x.mode == "sampled" else kl_row) / per_row
     where = {str(k): round(float(pos_div[k] / pos_all[k]), 4)
              for k in range(len(pos_all)) if pos_all[k] > 0}
     preds = {

@@ -58,8 +58,9 @@ def markdown(result: dict) -> str:
         f"{result['mitigation']}", f"Data: `{result['source']}`", head,
         "## Predictors", md_table(["predictor", "value", "what"], rows),
         "## Teacher-base CKA per layer", cka,
-        "## Riskiest examples (first-order movement toward the teacher from training on the "
-        "example: GN form in logit mode, LLS in sampled mode)", top]) + "\n"
+        "## Riskiest examples (risk: first-order movement toward the teacher per trained "
+        "position of the example: GN form in logit mode, LLS in sampled mode; LLS, GN and KL "
+        "are the example's totals)", top]) + "\n"
 
 
 def write(out: Path, result: dict) -> None:
