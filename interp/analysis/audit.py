@@ -303,7 +303,10 @@ class Calibration:
             raise UsageError("calibration's features, mean, sd and coef differ in length")
 
     def predict(self, preds: dict) -> tuple[float, float, float]:
-        z = [(_num(preds[f]) - m) / s for f, m, s in zip(self.features, self.mean, self.sd)]
+        # a predictor the audit could not compute (NaN: a prompted teacher has no weight
+        # direction) counts as the calibration's mean, as in ``fit``
+        z = [0.0 if _nan(preds[f]) else (float(preds[f]) - m) / s
+             for f, m, s in zip(self.features, self.mean, self.sd)]
         y = self.intercept + sum(c * v for c, v in zip(self.coef, z))
         return y, y - 1.96 * self.resid_sd, y + 1.96 * self.resid_sd
 
@@ -317,8 +320,8 @@ class Calibration:
                              "`python analyses/audit_validation.py`") from None
 
 
-def _num(v: float) -> float:
-    return 0.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+def _nan(v: float | None) -> bool:
+    return v is None or math.isnan(float(v))
 
 
 def fit(x: np.ndarray, y: np.ndarray, features: tuple[str, ...], ridge: float = 1.0) \
