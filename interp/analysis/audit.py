@@ -11,7 +11,9 @@ and which examples carry it.
    (J dT)^T M (J dT) from one JVP of the base along dT = theta_T - theta_0 (Cloud et al.'s
    first-order transfer term).
 3. First-step coverage: the cosine of the first distillation step's direction -grad L(theta_0)
-   (summed over the data; projected off dT when the ``project`` mitigation is planned) with dT.
+   (summed over the data; projected off dT when the ``project`` mitigation is planned) with dT,
+   and the step itself along the unit dT per trained position (``step_along``; mitigations
+   that shrink the trait part of the targets shrink it), times steps x lr (``step_dose``).
 4. Teacher-base linear CKA per layer on the data's residual streams, and the projection of
    the data's mean residual shift (teacher - base, last layer) on the trait direction (the
    same shift at the answer position of the fine-tuning trait questions, never the held-out
@@ -53,7 +55,7 @@ from interp.studies.owl import student_mask, teacher_fn
 from interp.studies.world import CATEGORIES, Vocab, categories_for, persona, question_prompt
 
 FEATURES = ("coverage", "gn_mean", "lls_mean", "divergence_fraction", "kl_mean",
-            "cka_min", "trait_projection", "log_dose")
+            "cka_min", "trait_projection", "log_dose", "step_along", "step_dose")
 
 
 @dataclasses.dataclass
@@ -210,7 +212,9 @@ def predictors(x: AuditInputs, batch: int = 128, cka_positions: int = 2048) -> t
             kl = R.position_kl(t_logits, b_logits, ids)
             div = R.divergence_tokens(t_logits, b_logits, ids).float()
             nxt = tok[:, 1:, None]
-            lls = (F.log_softmax(t_logits[:, :-1], -1).gather(-1, nxt)
+            raw = (x.teacher(tok) if not x.prefix else t_logits) if x.mitigation != "none" \
+                else t_logits  # who wrote the data: the teacher itself, not its targets
+            lls = (F.log_softmax(raw[:, :-1], -1).gather(-1, nxt)
                    - F.log_softmax(b_logits[:, :-1], -1).gather(-1, nxt))[..., 0]
         kl_row[i:i + batch] = (kl * m).sum(1)
         div_row[i:i + batch] = (div * m).sum(1)
@@ -245,12 +249,13 @@ def predictors(x: AuditInputs, batch: int = 128, cka_positions: int = 2048) -> t
         sq = sum(float(direction[k].double().pow(2).sum()) for k in step)
         c = sum(float((step[k].double() * direction[k].double()).sum()) for k in step) / sq
         step = {k: step[k] - c * direction[k] for k in step}
-    coverage = float("nan")
+    coverage = step_along = float("nan")
     if direction is not None:
         ip = sum(float((step[k].double() * direction[k].double()).sum()) for k in step)
         ns = math.sqrt(sum(float(step[k].double().pow(2).sum()) for k in step))
         nd = math.sqrt(sum(float(direction[k].double().pow(2).sum()) for k in step))
         coverage = ip / (ns * nd) if ns * nd > 0 else 0.0
+        step_along = ip / nd / max(positions, 1)  # the mean loss's step on the unit dT
     cka = {h: R.linear_cka(torch.cat(acts_t[h]), torch.cat(acts_b[h])) for h in hooks} \
         if not x.prefix else {}
     per_row = mask.sum(1).clamp(min=1).float()  # a row's trained positions
@@ -259,7 +264,8 @@ def predictors(x: AuditInputs, batch: int = 128, cka_positions: int = 2048) -> t
     where = {str(k): round(float(pos_div[k] / pos_all[k]), 4)
              for k in range(len(pos_all)) if pos_all[k] > 0}
     preds = {
-        "coverage": coverage,
+        "coverage": coverage, "step_along": step_along,
+        "step_dose": step_along * x.dose,
         "gn_mean": float(gn_row.sum()) / max(positions, 1) if direction is not None else
         float("nan"),
         "lls_mean": float(lls_row.mean()), "lls_total": float(lls_row.sum()),
