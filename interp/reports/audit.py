@@ -17,7 +17,8 @@ from interp.reports.html import md_table, md_to_html, write_html
 from interp.storage.store import write_json, write_text
 
 SHOWN = ("coverage", "step_along", "step_dose", "gn_mean", "lls_mean", "lls_total",
-         "divergence_fraction", "kl_mean", "cka_min", "trait_projection", "log_dose", "rows", "positions")
+         "divergence_fraction", "kl_mean", "cka_min", "trait_projection", "log_dose", "rows",
+         "positions")
 WHAT = {"coverage": "cosine of the first distillation step with theta_T - theta_0",
         "step_along": "the first step (mean loss) along the unit teacher direction",
         "step_dose": "step_along x student steps x learning rate",
