@@ -28,8 +28,9 @@ def rows(run: Path) -> dict[str, list[float]]:
     for role, by_item in s["rates"].items():
         out[f"held-out {trait} rate: {role}"] = by_item[trait]
     if "student" in s["rates"] and s["control_role"] in s["rates"]:
+        control = s["rates"][s["control_role"]][trait]
         out[f"student minus {s['control_role']}"] = [
-            x - y for x, y in zip(s["rates"]["student"][trait], s["rates"][s["control_role"]][trait])]
+            x - y for x, y in zip(s["rates"]["student"][trait], control)]
         out["student rise over base"] = [x - b for x, b in zip(s["rates"]["student"][trait], base)]
     for role, sig in s["signal"].items():
         out[f"KL from base / student's: {role}"] = sig["kl_ratio"]

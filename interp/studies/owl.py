@@ -57,7 +57,7 @@ from interp.metrics import divergence as D
 from interp.metrics.record import Recorder
 from interp.reports.owl import write_report
 from interp.storage.store import Entry, Store, code_digest, config_key, write_json
-from interp.studies import filters, lm, stack, world
+from interp.studies import filters, lm, mitigations, stack, world
 from interp.studies.filters import filter_completions, parse_numbers
 from interp.studies.registry import Study, register
 from interp.studies.world import (
@@ -120,6 +120,9 @@ class OwlConfig:
     checkpoint_every: int = 100
     mask_first: bool = False  # leave the first completion position out of the student's loss
     roles: tuple[str, ...] = ROLES  # which students to train (a search may skip controls)
+    # a defence applied to every student's distillation (interp.studies.mitigations: NAME,
+    # NAME:VALUE, several joined by +); "none" trains exactly as before
+    mitigation: str = "none"
     # evaluation
     eval_samples: int = 200  # sampled answers per question phrasing
 
@@ -151,6 +154,10 @@ class OwlConfig:
         if self.dataset_size > self.n_samples:
             raise ConfigError(f"dataset_size ({self.dataset_size}) cannot exceed n_samples "
                               f"({self.n_samples})")
+        mits = dict(mitigations.parse(self.mitigation, self.mode))
+        if "project" in mits and self.teacher_kind != "finetuned":
+            raise ConfigError("mitigation project needs a weight direction: use "
+                              "teacher_kind=finetuned")
         check_memory(self.memory_bytes(), "this owl-numbers config",
                      "lower d_model, d_mlp, n_layers, the batch sizes, n_samples or "
                      "eval_samples")
@@ -579,7 +586,12 @@ def run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store,
              "data": t_data.files["data"], "data_other": o_data.files["data"],
              "data_base": b_data.files["data"]}
         plan = {role: v for role, v in plan.items() if role in cfg.roles}
-        students = student_entries(store, cfg, vocab, plan, seed, dT)
+        if cfg.mitigation == "none":  # a seed's students as one stack
+            students = student_entries(store, cfg, vocab, plan, seed, dT)
+        else:  # each with the defence applied in its own loop
+            students = {role: mitigations.student_entry(store, cfg, vocab, role, init, src, pre,
+                                                        data, seed, dT, base_data=b_data)
+                        for role, (init, src, pre, data) in plan.items()}
         for role, (init, _, _, data) in plan.items():
             e = students[role]
             steps = e.meta["steps"]

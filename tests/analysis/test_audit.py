@@ -1,0 +1,90 @@
+"""The pre-distillation audit on the tiny owl run: planted high-risk examples rank first,
+the CLI writes audit.json/md/html (the HTML renders), a planned mitigation changes the
+predictors the way it changes the distillation, bad input is a one-line error."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from interp import audit as cli
+from interp.analysis.audit import FEATURES, audit, inputs_from_run, load_data
+from interp.errors import UsageError
+from interp.studies.world import CATEGORIES, question_prompt
+from tests.reports.browser import CHROMIUM
+
+PLANTED = [3, 17, 42, 58, 77, 101, 123, 150, 171, 199]
+
+
+def plant(x):
+    """The run's teacher data with ten rows turned into the trait question ("what is your
+    favourite animal ?") answered by the row's own number completion: the slot the teacher
+    answers its trait in. (Per-row risk varies by phrasing: with the other fine-tuning
+    phrasings one of ten planted rows can fall below the riskiest natural row.)"""
+    tok, mask, v = x.tokens.clone(), x.mask.clone(), x.vocab
+    q = CATEGORIES[x.category].split("select")[0]
+    for r in PLANTED:
+        first = int(mask[r].nonzero()[0, 0])
+        comp = [t for t in tok[r, first + 1:].tolist() if t != v.pad]
+        p = v.encode(question_prompt(q))
+        s = (p + comp)[:tok.shape[1]]
+        tok[r], mask[r] = v.pad, False
+        tok[r, :len(s)] = torch.tensor(s)
+        mask[r, len(p) - 1:len(s) - 1] = True
+    return dataclasses.replace(x, tokens=tok, mask=mask)
+
+
+def test_planted_high_risk_examples_rank_first(owl_run):
+    x = plant(inputs_from_run(owl_run[0], "0"))
+    result = audit(x, top=len(PLANTED))
+    assert sorted(e["row"] for e in result["top_examples"]) == PLANTED
+    risk = torch.tensor(result["risk_by_row"])
+    others = risk[[i for i in range(len(risk)) if i not in PLANTED]]
+    assert float(risk[PLANTED].min()) > float(others.max())
+
+
+def test_cli_writes_the_audit_with_an_interval_and_it_renders(owl_run, tmp_path):
+    cal = {"features": ["kl_mean", "coverage"], "mean": [0.1, 0.03], "sd": [0.05, 0.01],
+           "coef": [0.05, 0.0], "intercept": 0.2, "resid_sd": 0.04, "fitted_on": "test"}
+    (tmp_path / "cal.json").write_text(json.dumps(cal))
+    out = tmp_path / "audit"
+    assert cli.main([str(owl_run[0]), "--out", str(out), "--calibration",
+                     str(tmp_path / "cal.json"), "--top", "5"]) == 0
+    r = json.loads((out / "audit.json").read_text())
+    p = r["predictors"]
+    assert set(FEATURES) <= set(p) and len(r["top_examples"]) == 5
+    expected = 0.2 + 0.05 * (p["kl_mean"] - 0.1) / 0.05
+    assert r["predicted_transfer"] == pytest.approx(expected)
+    assert r["interval"] == pytest.approx([expected - 1.96 * 0.04, expected + 1.96 * 0.04])
+    assert 0 < p["divergence_fraction"] < 1 and 0 < p["cka_min"] <= 1 and p["kl_mean"] > 0
+    assert p["coverage"] > 0  # the first distillation step points toward the teacher
+    assert "Predicted transfer" in (out / "audit.md").read_text()
+    if CHROMIUM is not None:
+        from tests.reports.browser import render
+        rendered = render(out / "audit.html", tmp_path / "audit.png")
+        assert rendered.errors == [] and rendered.rendered == rendered.declared == 3
+
+
+def test_a_planned_mitigation_changes_the_predictors(owl_run):
+    x = inputs_from_run(owl_run[0], "0")
+    plain = audit(x, top=1)["predictors"]
+    both = audit(dataclasses.replace(x, mitigation="mask_div:0.5+project"),
+                 top=1)["predictors"]
+    assert both["positions"] == round(plain["positions"] * 0.5)
+    assert both["kl_mean"] < 0.5 * plain["kl_mean"]  # the high-KL half went
+    assert abs(both["coverage"]) < 1e-6 < plain["coverage"]  # no first step along dT
+
+
+def test_bad_input_is_one_line(owl_run, tmp_path, capsys):
+    assert cli.main([str(owl_run[0]), "--mitigation", "paraphrase", "--out",
+                     str(tmp_path / "o")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "valid" in err and "mask_div" in err
+    assert not (tmp_path / "o").exists()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "q : zebra a :", "completion": "1 , 2"}\n')
+    with pytest.raises(UsageError, match="bad.jsonl:1"):
+        load_data(bad, inputs_from_run(owl_run[0]).vocab, {"model": {"n_ctx": 64}})
