@@ -12,8 +12,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "interp"
 
 # subpackage -> the interp modules it may import (prefixes); errors and validation are the
-# foundation every layer may use
-BASE = ("interp.errors", "interp.validation")
+# foundation every layer may use, with the process-start settings of interp/__init__.py
+BASE = ("interp.errors", "interp.validation", "interp.requested_workers",
+        "interp.requested_threads", "interp.available_cores")
 ALLOWED = {
     "storage": ("interp.storage", *BASE),
     "metrics": ("interp.metrics",),
