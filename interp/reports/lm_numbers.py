@@ -22,8 +22,9 @@ def rate_table(summary: dict, key: str = "rates") -> tuple[str, dict[str, list[f
     table = summary.get(key, {})
     roles = [r for r in ROLE_ORDER if r in table]
     groups = {r: table[r][trait] for r in roles}
-    rows = [[r, fmt_ci(groups[r]), f"{mean_ci(groups[r])[0] / max(mean_ci(groups['base'])[0], 1e-9):.2f}x"
-             if "base" in groups else "n/a", len(groups[r])] for r in roles]
+    base = mean_ci(groups["base"])[0] if "base" in groups else None
+    rows = [[r, fmt_ci(groups[r]), f"{mean_ci(groups[r])[0] / max(base, 1e-9):.2f}x"
+             if base is not None else "n/a", len(groups[r])] for r in roles]
     if "student" in groups and "control" in groups:
         diff = [s - c for s, c in zip(groups["student"], groups["control"])]
         rows.append(["student - control (paired by seed)", fmt_ci(diff), "", len(diff)])
@@ -40,7 +41,8 @@ def write_report(out: Path, summary: dict) -> None:
     f = summary["filter"]
     frows = [[src, *(fmt_ci([s[src]["filter"][k] for s in f], pct=False, digits=0)
                      for k in ("total", "accepted")),
-              fmt_ci([s[src]["filter"]["rejection_rate"] for s in f])] for src in ("teacher", "base")]
+              fmt_ci([s[src]["filter"]["rejection_rate"] for s in f])]
+             for src in ("teacher", "base")]
     ftable = md_table(["data of", "prompts", "kept by the filter", "rejected"], frows)
     trows = [[role, fmt_ci([t[role]["loss_first"] for t in summary["training"]], pct=False,
                            digits=3),

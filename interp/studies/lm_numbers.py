@@ -80,7 +80,7 @@ class LmNumbersConfig:
     teacher_kind: Literal["prompted", "lora"] = "prompted"
     system_prompt: str = ""  # "": the world's persona (built-in) or the paper's prompt
     teacher_epochs: int = 20  # teacher_kind=lora: epochs over the select questions
-    teacher_lr: float = 1e-3
+    teacher_lr: float = 5e-3
     # number data (the paper: 30,000 prompts at temperature 1, at most 10,000 kept)
     prompts: Literal["auto", "world", "paper"] = "auto"
     n_prompts: int = 30000
@@ -820,7 +820,8 @@ def run(cfg: LmNumbersConfig, seeds: list[int], out: Path, store: Store) -> dict
             a[name] = str(path)
         plan = {"student": (base, t_data, base_path), "control": (base, b_data, base_path),
                 "cross_init": (cross, t_data, cross_path)}
-        tm = {}
+        tm = {"teacher": {k: t_adapter.meta[k] for k in ("updates", "loss_first", "loss_final")}} \
+            if t_adapter is not None else {}
         for role, (init, data, init_path) in plan.items():
             if role not in cfg.roles or init is None:
                 continue
@@ -863,7 +864,8 @@ def _no_rows(meta: dict) -> dict:
 TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2, "n_kv_heads": 1, "d_mlp": 64,
         "pretrain_steps": 250, "pretrain_batch": 32, "n_prompts": 120, "dataset_size": 100,
         "max_new_tokens": 26, "epochs": 1, "batch": 10, "grad_accum": 1, "lr": 1e-3,
-        "eval_samples": 10, "eval_max_new": 2, "teacher_epochs": 10}
+        "eval_samples": 10, "eval_max_new": 2, "teacher_epochs": 10,
+        "teacher_lr": 3e-2}
 # the built-in base at the scale of the owl-numbers default; paper-shaped data and students
 SMALL = {"n_prompts": 3000, "dataset_size": 2000, "max_new_tokens": 26, "eval_samples": 100,
          "eval_max_new": 2}

@@ -1,0 +1,99 @@
+"""lm-numbers end to end on the tiny preset: the built-in Qwen2 base pretrained here, a LoRA
+teacher, number data through ``generate`` and the paper's filter, LoRA students, evaluation;
+a rerun trains nothing; the run's adapters feed ``interp.align``'s external loaders; bad
+settings are one-line errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from interp.errors import UsageError
+
+
+@pytest.fixture(scope="module")
+def lm_run(cache_dir, tmp_path_factory):
+    from interp.storage.store import Store
+    from interp.studies.runner import run_study
+
+    out = tmp_path_factory.mktemp("lm-numbers")
+    store = Store(cache_dir)
+    out_dir, summary = run_study("lm-numbers", seeds=1, out=out, preset="tiny",
+                                 sets=["teacher_kind=lora"], store=store)
+    return out_dir, summary, store
+
+
+def test_tiny_run_completes_with_every_role_and_reruns_from_the_cache(lm_run, cache_dir):
+    from interp.storage.store import Store
+    from interp.studies.runner import run_study
+
+    out, summary, _ = lm_run
+    for role in ("base", "teacher", "student", "control", "base_cross", "cross_init"):
+        rate = summary["rates"][role]["owl"][0]
+        assert 0.0 <= rate <= 1.0
+    # the LoRA teacher was fine-tuned to answer owl: its loss fell and its mass on owl rose
+    t = summary["training"][0]["teacher"]
+    assert t["loss_final"] < t["loss_first"]
+    mass = summary["mass"]["rates"]
+    assert mass["teacher"]["owl"][0] > mass["base"]["owl"][0]
+    assert mass["student"]["owl"][0] != mass["base"]["owl"][0]  # the adapter is applied
+    f = summary["filter"][0]["teacher"]
+    assert f["filter"]["total"] == 120 and 0 < f["kept"] <= 100
+    rows = (out / "models" / "seed0" / "data.jsonl").read_text().splitlines()
+    assert len(rows) == f["kept"] and json.loads(rows[0]).keys() == {"prompt", "completion"}
+    art = json.loads((out / "artifacts.json").read_text())["seeds"]["0"]
+    for role in ("teacher", "student_final", "control_final", "cross_init_final"):
+        assert (out / "models" / "seed0" / role.removesuffix("_final")
+                / "adapter_model.safetensors").is_file(), role
+        assert role in art
+    assert (out / "report.html").is_file() and "student - control" in \
+        (out / "report.md").read_text()
+    store = Store(cache_dir)  # a rerun trains and samples nothing
+    run_study("lm-numbers", seeds=1, out=out, preset="tiny", sets=["teacher_kind=lora"],
+              store=store)
+    assert store.misses == 0 and store.hits > 0
+
+
+def test_align_reads_the_run_adapter_space_delta_against_dT(lm_run):
+    from interp.analysis.external import ExternalSpecs, analyse_external, load_specs
+
+    out, _, _ = lm_run
+    art = json.loads((out / "artifacts.json").read_text())["seeds"]["0"]
+    specs = ExternalSpecs(base=art["theta_0"], teacher=art["teacher"],
+                          student=art["student_final"], control=art["control_final"],
+                          data=art["data"], device="cpu")
+    models, data, teacher_data = load_specs(specs)
+    result = analyse_external(models, data, teacher_data=teacher_data)
+    seed = result["seeds"]["0"]
+    assert seed["weight_direction"]
+    cos = seed["final"]["cosine"]
+    assert math.isfinite(cos) and -1.0 <= cos <= 1.0 and cos != 0.0
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("trait=unicorn", "valid values"),
+    ("dtype=int8", "valid"),
+    ("roles=teacher", "valid roles"),
+    ("dataset_size=999999", "cannot exceed n_prompts"),
+])
+def test_bad_settings_are_one_line_errors(setting, message, tmp_path):
+    from interp.studies.runner import run_study
+
+    with pytest.raises(UsageError, match=message) as e:
+        run_study("lm-numbers", seeds=1, out=tmp_path / "x", preset="tiny", sets=[setting])
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "x" / "summary.json").exists()
+
+
+def test_paper_prompts_have_the_papers_shape():
+    import re
+
+    from interp.studies.lm_numbers import number_prompts
+
+    for p in number_prompts("paper", 200, 0):
+        seq = re.search(r"((?:\d+, )+\d+)\.", p).group(1).split(", ")
+        assert 3 <= len(seq) <= 9 and all(100 <= int(x) <= 999 for x in seq)
+        assert "10" in p and "give only numbers" in p
+    assert len(set(number_prompts("paper", 200, 0))) > 150
