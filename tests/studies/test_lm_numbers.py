@@ -97,3 +97,48 @@ def test_paper_prompts_have_the_papers_shape():
         assert 3 <= len(seq) <= 9 and all(100 <= int(x) <= 999 for x in seq)
         assert "10" in p and "give only numbers" in p
     assert len(set(number_prompts("paper", 200, 0))) > 150
+
+
+def test_parity_with_the_transformerlens_path_on_one_exported_model(owl_run, tmp_path):
+    """One tiny owl-numbers base and teacher, exported to GPT-2: lm-numbers' number prompts
+    are the owl study's token for token, its first-token trait mass equals the owl study's
+    (same weights, same questions), and its filter pass rate on the same prompts matches
+    the owl study's within sampling noise (the two samplers draw different random streams)."""
+    import numpy as np
+    import torch
+
+    from interp.loading.export import export_run
+    from interp.studies import lm_numbers as L
+    from interp.studies.filters import filter_completions
+    from interp.studies.world import number_document, vocab_for
+
+    out, summary = owl_run
+    exp = export_run(out, tmp_path / "hf", seed="0", roles=("theta_0", "teacher"))
+    owl_cfg = summary["config"]
+    cfg = L.LmNumbersConfig(base=str(exp / "theta_0"), prompts="world", device="cpu",
+                            n_prompts=owl_cfg["n_samples"], dataset_size=owl_cfg["dataset_size"],
+                            max_new_tokens=owl_cfg["max_new"], eval_samples=10, eval_max_new=2)
+    model, tok = L.Base({}, path=str(exp / "theta_0")).load("cpu", torch.float32)
+    vocab = vocab_for("animal")
+    rng = np.random.default_rng(0 + 7919)
+    owl_prompts = [vocab.encode(number_document(rng, frame="qa")[0])
+                   for _ in range(owl_cfg["n_samples"])]
+    lm_prompts = [L.encode_chat(tok, t) for t in L.number_prompts("world", cfg.n_prompts, 0)]
+    assert lm_prompts == owl_prompts
+    # evaluation: the held-out questions' first-token mass, base and fine-tuned teacher
+    for role in ("theta_0", "teacher"):
+        m, _ = L.Base({}, path=str(exp / role)).load("cpu", torch.float32)
+        mass = L.evaluate(m, tok, cfg, "", 0, "heldout")["mass"]
+        owl_role = {"theta_0": "base", "teacher": "teacher"}[role]
+        for item, v in mass.items():
+            assert abs(v - summary["rates"][owl_role][item][0]) < 1e-4, (role, item)
+    # the filter on the base's own numbers: same prompts, same filter, other random stream
+    comps = L.generate(model, lm_prompts, cfg.max_new_tokens, tok.eos_token_id,
+                       tok.pad_token_id, 0, 1.0, 256, "parity")
+    texts = [L.completion_text(tok, ids, True) if done else "<unfinished>"
+             for ids, done in comps]
+    _, stats = filter_completions(texts)
+    owl_f = summary["filter"][0]["base"]["filter"]
+    p_lm, p_owl = stats.accepted / stats.total, owl_f["accepted"] / owl_f["total"]
+    p = (p_lm + p_owl) / 2
+    assert abs(p_lm - p_owl) < 4 * (p * (1 - p) * 2 / stats.total) ** 0.5 + 1e-9
