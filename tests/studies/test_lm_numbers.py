@@ -57,19 +57,17 @@ def test_tiny_run_completes_with_every_role_and_reruns_from_the_cache(lm_run, ca
 
 
 def test_align_reads_the_run_adapter_space_delta_against_dT(lm_run):
-    from interp.analysis.external import ExternalSpecs, analyse_external, load_specs
+    """``python -m interp.align RUN_DIR`` on an lm-numbers run: the LoRA student's
+    adapter-space delta against the LoRA teacher's dT, through the external loaders."""
+    from interp.align import main
 
     out, _, _ = lm_run
-    art = json.loads((out / "artifacts.json").read_text())["seeds"]["0"]
-    specs = ExternalSpecs(base=art["theta_0"], teacher=art["teacher"],
-                          student=art["student_final"], control=art["control_final"],
-                          data=art["data"], device="cpu")
-    models, data, teacher_data = load_specs(specs)
-    result = analyse_external(models, data, teacher_data=teacher_data)
-    seed = result["seeds"]["0"]
-    assert seed["weight_direction"]
+    assert main([str(out), "--device", "cpu"]) == 0
+    seed = json.loads((out / "align.json").read_text())["seeds"]["0"]
+    assert seed["weight_direction"] and seed["teacher_kind"] == "finetuned"
     cos = seed["final"]["cosine"]
     assert math.isfinite(cos) and -1.0 <= cos <= 1.0 and cos != 0.0
+    assert (out / "align.html").is_file()
 
 
 @pytest.mark.parametrize("setting, message", [
