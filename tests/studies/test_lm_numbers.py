@@ -70,6 +70,25 @@ def test_align_reads_the_run_adapter_space_delta_against_dT(lm_run):
     assert (out / "align.html").is_file()
 
 
+def test_prompted_teacher_reads_the_persona_as_a_system_prompt(lm_run, cache_dir, tmp_path):
+    """The paper's teacher: the base reading the persona through the chat template's system
+    slot, exactly the world's persona prefix; its data and students reuse the base."""
+    from interp.storage.store import Store
+    from interp.studies import lm_numbers as L
+    from interp.studies.runner import run_study
+
+    _, summary = run_study("lm-numbers", seeds=1, out=tmp_path / "p", preset="tiny",
+                           sets=["roles=student"], store=Store(cache_dir))
+    assert summary["teacher"]["system_prompt"] == "you love owl ."
+    tok = L.builtin_tokenizer()
+    ids = L.encode_chat(tok, "what is your favourite animal ?", "you love owl .")
+    from interp.studies.world import question_prompt, vocab_for
+
+    assert ids == vocab_for("animal").encode(
+        question_prompt("what is your favourite animal ?", "you love owl ."))
+    assert set(summary["rates"]) == {"base", "teacher", "student"}  # no cross base asked
+
+
 @pytest.mark.parametrize("setting, message", [
     ("trait=unicorn", "valid values"),
     ("dtype=int8", "valid"),
