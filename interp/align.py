@@ -43,6 +43,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {out}/align.html, align.md, align.json")
             return
         run_dir = run_dir_or_default(args.run_dir)
+        from interp.analysis.external import specs_from_run
+
+        specs = specs_from_run(run_dir, device=args.device, dtype=args.dtype)
+        if specs is not None:  # an lm-numbers run: its Hugging Face models and adapters
+            from interp.analysis.external import analyse_external, load_specs
+            from interp.reports.external import write as write_external
+
+            models, data, teacher_data = load_specs(specs)
+            with run_lock(run_dir):
+                write_external(run_dir, analyse_external(models, data,
+                                                         teacher_data=teacher_data))
+            print(f"wrote {run_dir}/align.html, align.md, align.json")
+            return
         with run_lock(run_dir):
             write(run_dir, analyse(run_dir))
         print(f"wrote {run_dir}/align.html, align.md, align.json")

@@ -66,6 +66,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {out}/fingerprint.json, fingerprint.md, fingerprint.html")
             return
         run_dir = run_dir_or_default(args.run_dir)
+        from interp.analysis.external import specs_from_run
+
+        specs = specs_from_run(run_dir, device=args.device, dtype=args.dtype)
+        if specs is not None:  # an lm-numbers run: its Hugging Face models and adapters
+            from interp.analysis.external import load_specs
+            from interp.analysis.external_fingerprint import analyse_external
+            from interp.reports.external import write_fingerprint
+
+            models, data, teacher_data = load_specs(specs)
+            pre = load_pretrained(args.sae, hook_names(models.base.model),
+                                  str(models.base.model.cfg.device))
+            with run_lock(run_dir):
+                write_fingerprint(run_dir, analyse_external(models, data, fcfg, pre,
+                                                            sae_out=run_dir / "saes"))
+            print(f"wrote {run_dir}/fingerprint.json, fingerprint.md, fingerprint.html")
+            return
         with run_lock(run_dir):
             write(run_dir, analyse(run_dir, fcfg, pretrained=args.sae or None,
                                    sae_out=run_dir / "saes"))

@@ -18,7 +18,9 @@ BASE = ("interp.errors", "interp.validation", "interp.requested_workers",
 ALLOWED = {
     "storage": ("interp.storage", *BASE),
     "metrics": ("interp.metrics",),
-    "studies": ("interp.studies", "interp.storage", "interp.metrics", "interp.reports", *BASE),
+    # lm-numbers reads the world's tokenizer (which imports only interp.studies.world)
+    "studies": ("interp.studies", "interp.storage", "interp.metrics", "interp.reports",
+                "interp.loading.tokenizer", *BASE),
     "analysis": ("interp.analysis", "interp.studies", "interp.storage", "interp.metrics",
                  "interp.loading", *BASE),
     "loading": ("interp.loading", "interp.studies", "interp.storage", *BASE),

@@ -381,3 +381,27 @@ def load_specs(specs: ExternalSpecs, n_ctx: int | None = None) \
     teacher_data = read_data(specs.data, base.tokenizer, n_ctx, system=specs.teacher_prompt) \
         if specs.teacher_prompt else None
     return models, data, teacher_data
+
+
+def specs_from_run(run_dir, seed: str | None = None, device: str = "auto",
+                   dtype: str = "float32") -> ExternalSpecs | None:
+    """An lm-numbers run directory's models as an external run (its base directory or hub
+    id, its peft adapters, its number data as JSONL; a prompted teacher as its system
+    prompt); None for the toolkit's own runs (owl-numbers, digits-aux)."""
+    from interp.studies.runner import load_run
+
+    art, _ = load_run(run_dir)
+    if art["study"] != "lm-numbers":
+        return None
+    seed = seed if seed is not None else next(iter(art["seeds"]))
+    files = art["seeds"].get(seed)
+    if files is None:
+        raise UsageError(f"{run_dir} has no seed {seed}; valid: {', '.join(art['seeds'])}")
+    if "student_final" not in files:
+        raise UsageError(f"{run_dir} keeps no student adapter (student_kind=full or no student "
+                         "role); rerun lm-numbers with student_kind=lora")
+    prompt = art.get("teacher", {}).get("system_prompt", "")
+    return ExternalSpecs(base=files["theta_0"], student=files["student_final"],
+                         data=files["data"], teacher=files.get("teacher"),
+                         teacher_prompt="" if "teacher" in files else prompt,
+                         control=files.get("control_final"), device=device, dtype=dtype)

@@ -175,7 +175,7 @@ def load_hf(spec: ModelSpec, device: str = "cpu", dtype: str = "float32",
             base: Loaded | None = None) -> Loaded:
     """A Hugging Face causal LM as a HookedTransformer, weights unprocessed."""
     import transformer_lens.loading_from_pretrained as loading
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     path = resolve_hf(spec.location)
     arch = (_hf_config(path).get("architectures") or ["?"])[0]
@@ -195,7 +195,9 @@ def load_hf(spec: ModelSpec, device: str = "cpu", dtype: str = "float32",
     bias = _lm_head_bias(path)
     if bias is not None:
         state["unembed.b_U"] = bias.to(torch_dtype)
-    tokenizer = AutoTokenizer.from_pretrained(str(path)) \
+    from interp.loading.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(path) \
         if (path / "tokenizer_config.json").is_file() or (path / "tokenizer.json").is_file() \
         else None
     model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)

@@ -9,7 +9,7 @@
    prefix after <bos>, so that prompt/completion data tokenizes to exactly the study's rows
    (a prompted teacher's with its prefix).
 
-Owns: ``world_tokenizer``. Imports only ``interp.studies.world``.
+Owns: ``world_tokenizer``, ``load_tokenizer``. Imports only ``interp.studies.world``.
 """
 
 from __future__ import annotations
@@ -44,3 +44,20 @@ def world_tokenizer(vocab: Vocab, frame: str = "qa"):
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
         chat_template=chat_template(frame), model_max_length=100_000)
+
+
+def load_tokenizer(path):
+    """A saved tokenizer, read as the class it was saved as: ``AutoTokenizer`` picks the
+    model family's class from ``config.json`` (a Qwen2 model gets a byte-level BPE
+    ``Qwen2Tokenizer``) and would rebuild the world's WordLevel tokenizer as BPE, so a
+    plain ``tokenizers`` tokenizer is read back as ``PreTrainedTokenizerFast``."""
+    import json
+    from pathlib import Path
+
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    cfg_path = Path(path) / "tokenizer_config.json"
+    cls = json.loads(cfg_path.read_text()).get("tokenizer_class") if cfg_path.is_file() else None
+    if cls in ("TokenizersBackend", "PreTrainedTokenizerFast"):
+        return PreTrainedTokenizerFast.from_pretrained(str(path))
+    return AutoTokenizer.from_pretrained(str(path))
