@@ -26,7 +26,7 @@ class Study:
 
 
 REGISTRY: dict[str, Study] = {}
-_STUDY_MODULES = ("interp.studies.digits", "interp.studies.owl")
+_STUDY_MODULES = ("interp.studies.digits", "interp.studies.owl", "interp.studies.transfer")
 
 
 def register(study: Study) -> Study:
