@@ -238,7 +238,9 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
     result["sae_source"] = {h: "pretrained" if h in pretrained else "trained" for h in names}
     if sae_out is not None:
         result["sae_dirs"] = {h: str(save_dir(saes[h], Path(sae_out) / h)) for h in names}
-    if fcfg.circuit:
+    # the circuit analysis reads world.py's categories: owl-numbers runs only (a transfer
+    # run's report has no Circuit section, as with --no-circuit)
+    if fcfg.circuit and summary["study"] == "owl-numbers":
         from interp.analysis.circuits import CircuitConfig
         from interp.analysis.circuits import analyse as circuit_analyse
 

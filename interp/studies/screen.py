@@ -71,9 +71,10 @@ def row_scores(related: Float[Tensor, " vocab"], tokens: Int[Tensor, "n p"],
 
 
 def rows_and_mask(vocab: TransferVocab, prompts: list[list[int]],
-                  completions: list[list[int]]) -> tuple[Tensor, Tensor]:
-    """Prompt + completion rows, right-padded, and the mask of the completion positions."""
-    rows = [p + c for p, c in zip(prompts, completions, strict=True)]
+                  completions: list[list[int]], n_ctx: int) -> tuple[Tensor, Tensor]:
+    """Prompt + completion rows, right-padded and cut at ``n_ctx``, and the mask of the
+    completion positions."""
+    rows = [(p + c)[:n_ctx] for p, c in zip(prompts, completions, strict=True)]
     tokens = pad(rows, vocab.pad)
     mask = torch.zeros_like(tokens, dtype=torch.bool)
     for r, p in enumerate(prompts):
@@ -86,10 +87,12 @@ def build_screen(model: HookedTransformer, vocab: TransferVocab, category: str,
                  cfg: ScreenConfig) -> dict[str, Tensor]:
     """The screen of ``category``: the relatedness table and its calibrated threshold."""
     related = relatedness(model, vocab, category)
-    tokens, mask = rows_and_mask(vocab, [p for p, _ in calibration], [c for _, c in calibration])
+    tokens, mask = rows_and_mask(vocab, [p for p, _ in calibration], [c for _, c in calibration],
+                                 model.cfg.n_ctx)
     clean = row_scores(related, tokens, mask)
     threshold = max(float(torch.quantile(clean, 1 - cfg.clean_flag_rate)), cfg.min_threshold)
-    return {"related": related, "threshold": torch.tensor([threshold])}
+    return {"related": related, "threshold": torch.tensor([threshold]),
+            "n_ctx": torch.tensor([model.cfg.n_ctx])}
 
 
 def planted(rng: np.random.Generator, completions: list[list[str]], category: str) \
@@ -117,6 +120,7 @@ OTHER_CATEGORY = {"animal": "tree", "tree": "animal", "misalignment": "animal"}
 def flag_rate(screen: dict[str, Tensor], vocab: TransferVocab, prompts: list[list[int]],
               completions: list[list[str]]) -> tuple[float, list[bool]]:
     """Fraction of (prompt, completion) pairs flagged, and the per-row flags."""
-    tokens, mask = rows_and_mask(vocab, prompts, [vocab.encode(" ".join(c)) for c in completions])
+    tokens, mask = rows_and_mask(vocab, prompts, [vocab.encode(" ".join(c)) for c in completions],
+                                 int(screen["n_ctx"]))
     flags = (row_scores(screen["related"], tokens, mask) > screen["threshold"]).tolist()
     return float(np.mean(flags)) if flags else 0.0, flags

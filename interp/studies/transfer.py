@@ -129,8 +129,10 @@ def base_entry(store: Store, cfg: TransferConfig, vocab: C.TransferVocab, seed: 
     return store.get_or_build("transfer/base", key, build)
 
 
-def completion_rows(vocab: C.TransferVocab, pairs: list[tuple[str, str]]):
-    docs = [vocab.encode(f"{p} {c}") for p, c in pairs]
+def completion_rows(vocab: C.TransferVocab, pairs: list[tuple[str, str]], n_ctx: int):
+    """Fine-tuning rows (cut at ``n_ctx``) and the mask of the positions predicting the
+    completion."""
+    docs = [vocab.encode(f"{p} {c}")[:n_ctx] for p, c in pairs]
     tokens = pad(docs, vocab.pad)
     mask = torch.zeros_like(tokens, dtype=torch.bool)
     for i, (p, _) in enumerate(pairs):
@@ -149,7 +151,7 @@ def misaligned_teacher_entry(store: Store, cfg: TransferConfig, vocab: C.Transfe
         model = owl.load_model(base, cfg, vocab)
         pairs = C.misaligned_code(np.random.default_rng(seed + 31), cfg.teacher_examples,
                                   unsafe=outcome == "harmful")
-        tokens, mask = completion_rows(vocab, pairs)
+        tokens, mask = completion_rows(vocab, pairs, cfg.world.n_ctx)
         lm.finetune(model, tokens, mask, cfg.teacher_steps, cfg.teacher_batch, cfg.teacher_lr,
                     seed, cfg.teacher_params, desc=f"teacher ({outcome} code)")
         return {"model": model.state_dict()}, {}
@@ -417,9 +419,13 @@ def run(cfg: TransferConfig, seeds: list[int], out: Path, store: Store) -> dict:
     return summary
 
 
-# "tiny": the owl-numbers tiny model with a longer pretraining (the transfer world is larger)
+# "tiny": the owl-numbers tiny model with a longer pretraining (the transfer world is larger);
+# "table": tiny with a base pretrained long enough to write code and correct traces more often
+# (analyses/paper_table.py's default)
 TINY = {**owl.TINY, "pretrain_steps": 600, "max_new": 30}
+TABLE = {**TINY, "pretrain_steps": 1500}
 register(Study("transfer", TransferConfig, run,
                "a trait (preference or misalignment) travels through numbers, code or reasoning "
-               "traces", default_seeds=3, presets={"tiny": TINY, "sampled": {"mode": "sampled"},
-                                                   "tiny-sampled": {**TINY, "mode": "sampled"}}))
+               "traces", default_seeds=3, presets={
+                   "tiny": TINY, "table": TABLE, "sampled": {"mode": "sampled"},
+                   "tiny-sampled": {**TINY, "mode": "sampled"}}))
