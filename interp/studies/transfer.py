@@ -340,11 +340,13 @@ def run(cfg: TransferConfig, seeds: list[int], out: Path, store: Store) -> dict:
         b_seed, x_seed = cfg.base_seeds(seed)
         base_seeds.append([b_seed, x_seed])
         base = base_entry(store, cfg, vocab, b_seed)
-        base_x = base_entry(store, cfg, vocab, x_seed)
+        # the second base only when a cross-init student needs it (one pretraining less)
+        base_x = base_entry(store, cfg, vocab, x_seed) if "cross_init" in cfg.roles else None
         other = cfg.other_item(seed)
         control_items.append(other)
         record("base", base, seed)
-        record("base_cross", base_x, seed)
+        if base_x is not None:
+            record("base_cross", base_x, seed)
         p_text, o_text = persona_text(cfg, cfg.trait), persona_text(cfg, other)
         if cfg.teacher_kind == "finetuned":
             teacher = teacher_entry(store, cfg, vocab, base, seed, cfg.trait)
@@ -372,10 +374,12 @@ def run(cfg: TransferConfig, seeds: list[int], out: Path, store: Store) -> dict:
                 "control_base": (base, base, [], b_data),
                 "cross_init": (base_x, teacher, prefix, t_data),
                 "shuffled": (base, teacher, prefix, t_data)}
-        a = {"theta_0": base.files["model"], "theta_0_cross": base_x.files["model"],
-             "teacher": teacher.files["model"], "teacher_other": teacher_o.files["model"],
+        a = {"theta_0": base.files["model"], "teacher": teacher.files["model"],
+             "teacher_other": teacher_o.files["model"],
              "data": t_data.files["data"], "data_other": o_data.files["data"],
              "data_base": b_data.files["data"]}
+        if base_x is not None:
+            a["theta_0_cross"] = base_x.files["model"]
         for role, (init, src, pre, data) in plan.items():
             if role not in cfg.roles:
                 continue

@@ -15,10 +15,10 @@ from interp.studies.registry import get_study
 from interp.studies.runner import make_config, run_study
 from interp.studies.world import Vocab
 
-# a cell small enough for the suite (~1 min on one thread): one seed, three roles
-TINY_CELL = ["channel=code", "category=animal", "trait=owl", "pretrain_steps=500",
-             "n_samples=240", "dataset_size=150", "student_steps=40", "checkpoint_every=20",
-             "roles=student,control_other,cross_init", "eval_samples=20"]
+# a cell small enough for the suite: one seed, one base, two students
+TINY_CELL = ["channel=numbers", "category=animal", "trait=owl", "n_samples=240",
+             "dataset_size=150", "student_steps=40", "checkpoint_every=20",
+             "roles=student,control_other", "eval_samples=20"]
 
 
 @pytest.fixture(scope="session")
@@ -96,11 +96,11 @@ def test_tiny_cell_runs_and_align_reads_it(transfer_run, cache_dir):
     from interp.analysis.align import analyse
 
     out, summary = transfer_run
-    assert summary["study"] == "transfer" and summary["channel"] == "code"
-    assert set(summary["rates"]) >= {"base", "teacher", "student", "control_other",
-                                      "cross_init"}
+    assert summary["study"] == "transfer" and summary["channel"] == "numbers"
+    assert set(summary["rates"]) == {"base", "teacher", "teacher_other", "student",
+                                     "control_other"}
     assert summary["rates"]["teacher"]["owl"][0] > 3 * summary["rates"]["base"]["owl"][0]
     f = summary["filter"][0]["teacher"]["filter"]
-    assert 0 < f["filter_rejected"] < f["total"]
+    assert f["filter_rejected"] < f["total"]
     result = analyse(out, Store(cache_dir))
     assert result["study"] == "transfer"
