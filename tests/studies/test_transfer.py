@@ -94,6 +94,7 @@ def test_screen_catches_planted_mentions(transfer_run):
 
 def test_tiny_cell_runs_and_align_reads_it(transfer_run, cache_dir):
     from interp.analysis.align import analyse
+    from interp.reports.align import write
 
     out, summary = transfer_run
     assert summary["study"] == "transfer" and summary["channel"] == "numbers"
@@ -104,3 +105,5 @@ def test_tiny_cell_runs_and_align_reads_it(transfer_run, cache_dir):
     assert f["filter_rejected"] < f["total"]
     result = analyse(out, Store(cache_dir))
     assert result["study"] == "transfer"
+    write(out, result)
+    assert (out / "align.html").is_file()
