@@ -107,3 +107,12 @@ def test_tiny_cell_runs_and_align_reads_it(transfer_run, cache_dir):
     assert result["study"] == "transfer"
     write(out, result)
     assert (out / "align.html").is_file()
+
+
+def test_cli_bad_channel_is_one_line(capsys):
+    from interp.study import main
+
+    assert main(["run", "transfer", "--set", "channel=video"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "valid values: numbers, code, cot" in err
+    assert "\n" not in err
