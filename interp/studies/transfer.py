@@ -251,10 +251,8 @@ def data_entry(store: Store, cfg: TransferConfig, vocab: C.TransferVocab, source
             keep = [i for i, f in zip(keep, flags, strict=True) if not f]
         if not keep:
             raise UsageError(f"the {cfg.channel} filter rejected all {len(comps)} completions "
-                             f"({reasons}): if most are format failures the base is "
-                             "undertrained (raise pretrain_steps); if most are 'banned' the "
-                             "teacher writes the trait's banned tokens everywhere (lower "
-                             "teacher_steps or use another channel)")
+                             f"({reasons}); the base model is undertrained: raise "
+                             "pretrain_steps")
         passed, screened = len(keep) + flagged, len(keep)
         keep = np.random.default_rng(seed).permutation(keep)[:cfg.dataset_size].tolist()
         width = cfg.world.n_ctx - len(prefix)
