@@ -1,7 +1,9 @@
 """The paper's table: every channel x trait cell of the ``transfer`` study.
 
     python analyses/paper_table.py [--preset table] [--seeds 3] [--modes logit,sampled]
-                                   [--channels numbers,code,cot] [--set k=v ...]
+                                   [--channels numbers,code,cot]
+                                   [--categories animal,tree,misalignment] [--set k=v ...]
+                                   [--out runs/paper_table.md]
 
 Runs ``transfer`` once per (channel, trait, mode) (cached: every cell with the same model
 settings shares one pair of bases) and writes ``runs/paper_table.md`` and
@@ -70,6 +72,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--modes", default="logit,sampled")
     p.add_argument("--channels", default="numbers,code,cot")
+    p.add_argument("--categories", default="animal,tree,misalignment",
+                   help="which trait columns (a subset, e.g. for a costlier student setting)")
     p.add_argument("--set", dest="sets", action="append", default=[])
     p.add_argument("--out", default="runs/paper_table.md")
     args = p.parse_args()
@@ -78,7 +82,8 @@ def main() -> None:
     out = Path(args.out)
     lines = [f"# The paper's table: `transfer`, preset `{args.preset}`, {args.seeds} seeds", "",
              f"Command: `python analyses/paper_table.py --preset {args.preset} --seeds "
-             f"{args.seeds} --modes {args.modes} --channels {args.channels}"
+             f"{args.seeds} --modes {args.modes} --channels {args.channels} "
+             f"--categories {args.categories}"
              + "".join(f" --set {s}" for s in args.sets) + "`", "",
              "Rates: probability mass of the target on held-out evaluation questions (never in "
              "teacher fine-tuning; misalignment: harmful-answer mass on advice questions, the "
@@ -91,7 +96,8 @@ def main() -> None:
     for mode in args.modes.split(","):
         rows, fig = [], go.Figure()
         for channel in args.channels.split(","):
-            for category, trait in TRAITS:
+            for category, trait in [t for t in TRAITS
+                                    if t[0] in args.categories.split(",")]:
                 sets = [f"channel={channel}", f"category={category}", f"trait={trait}",
                         f"mode={mode}", f"roles=student,{CONTROL[mode]},cross_init",
                         *args.sets]
