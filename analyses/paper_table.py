@@ -125,8 +125,7 @@ def main() -> None:
                                 error_y=dict(type="data", symmetric=False,
                                              array=[0 if np.isnan(hi) else hi - m],
                                              arrayminus=[0 if np.isnan(lo) else m - lo]),
-                                legendgroup=role, showlegend=(channel, category) == (
-                                    args.channels.split(",")[0], "animal"),
+                                legendgroup=role, showlegend=len(rows) == 1,
                                 marker_color=COLORS[role])
         fig.update_layout(barmode="group", title=f"{mode} mode: target rate on held-out "
                           "questions (95% CI over seeds)", yaxis_title="rate", height=450)
