@@ -37,7 +37,7 @@ from interp.metrics import divergence as D
 from interp.storage.rundir import run_id
 from interp.storage.store import Store, read_tensors
 from interp.studies import lm
-from interp.studies.world import vocab_for
+from interp.studies.worlds import run_world
 
 
 @dataclass
@@ -100,7 +100,7 @@ def with_prefix(tokens: Int[Tensor, "n pos"], prefix: list[int], pad: int, n_ctx
 def _owl_probe(art: dict, summary: dict, roles: dict, seed: int, n: int = 64,
                student_init: str = "theta_0") -> Probe:
     module = lm.from_artifacts(art["model"], roles["teacher"])
-    vocab = vocab_for(summary["config"]["category"])
+    vocab = run_world(summary).vocab
     d = read_tensors(roles["data"])
     prefix = vocab.encode(teacher_prefix(summary)) if teacher_prefix(summary) else []
     tokens, full = with_prefix(d["tokens"][:n], prefix, vocab.pad, art["model"]["n_ctx"])
@@ -201,11 +201,9 @@ def drift_report(art: dict, summary: dict, roles: dict, store: Store | None) -> 
     """Per layer and probe set: each student's activation drift from theta_0, and its
     cosine with the teacher's drift (the activation cache holds every capture)."""
     from interp.storage.activations import activations, hook_names
-    from interp.studies.owl import probe_tokens
-
-    cat = summary["config"]["category"]
-    vocab = vocab_for(cat)
-    probe = probe_tokens(vocab, cat, read_tensors(roles["data"])["tokens"])
+    rw = run_world(summary)
+    vocab = rw.vocab
+    probe = rw.probe_tokens(read_tensors(roles["data"])["tokens"])
     text = teacher_prefix(summary)
     prefix = vocab.encode(text) if text else []
     wanted = ["theta_0", "teacher"] + [f"{r}_final" for r in ("student", "control",
@@ -242,7 +240,7 @@ def token_report(probe: Probe, sd: dict, summary: dict, top: int = 15) -> TokenR
     dT = A.delta(sd["teacher"], sd["theta_0"])
     attr = -A.token_attribution(lambda p: probe.loss({**theta, **p}), {k: theta[k] for k in dT},
                                 dT)
-    vocab = vocab_for(summary["config"]["category"])
+    vocab = run_world(summary).vocab
     with torch.no_grad():
         base_arg = A.model_fn(probe.module)(sd["theta_0"], probe.tokens).argmax(-1)
         teach_arg = A.model_fn(probe.module)(sd["teacher"], probe.tokens).argmax(-1)

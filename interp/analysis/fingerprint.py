@@ -86,11 +86,13 @@ class FingerprintConfig:
         check_seed("split_seed", self.split_seed)
 
 
-def check_owl_run(run_dir: Path, art: dict, summary: dict, analysis: str) -> None:
-    """A one-line error unless ``run_dir`` is an owl-numbers run with every role in ROLES."""
-    if summary.get("study") != "owl-numbers":
+def check_owl_run(run_dir: Path, art: dict, summary: dict, analysis: str,
+                  studies: tuple[str, ...] = ("owl-numbers",)) -> None:
+    """A one-line error unless ``run_dir`` is a run of ``studies`` with every role in ROLES."""
+    if summary.get("study") not in studies:
         raise UsageError(f"{run_dir} is a {summary.get('study')} run; the {analysis} analysis "
-                         "needs an owl-numbers run (python -m interp.study run owl-numbers)")
+                         f"needs a run of {' or '.join(studies)} (python -m interp.study run "
+                         f"{studies[0]})")
     missing = [r for r in ROLES if r not in next(iter(art["seeds"].values()))]
     if missing:
         raise UsageError(f"{run_dir} lacks {missing}; rerun the study with the student and "
@@ -98,20 +100,20 @@ def check_owl_run(run_dir: Path, art: dict, summary: dict, analysis: str) -> Non
 
 
 def _owl_config(summary: dict):
-    from interp.studies.owl import OwlConfig
+    from interp.studies.worlds import run_world
 
-    c = {k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()}
-    return OwlConfig(**c)
+    return run_world(summary).config
 
 
-def sae_corpus(cfg, vocab, fcfg: FingerprintConfig, data_tokens: Int[Tensor, "n pos"]) \
-        -> Int[Tensor, "m pos"]:
-    """The mix the models saw: pretraining documents (numbers and trait questions) and the
-    teacher's number data, as one token batch."""
+def sae_corpus(cfg, vocab, fcfg: FingerprintConfig, data_tokens: Int[Tensor, "n pos"],
+               corpus=None) -> Int[Tensor, "m pos"]:
+    """The mix the models saw: pretraining documents (numbers and trait questions, or the
+    run's world's ``corpus(rng, n)``) and the teacher's data, as one token batch."""
     from interp.studies.world import corpus_batch, pad
 
     rng = np.random.default_rng(fcfg.corpus_seed)
-    docs = corpus_batch(vocab, cfg.world, rng, fcfg.corpus_docs)
+    docs = corpus(rng, fcfg.corpus_docs) if corpus is not None else \
+        corpus_batch(vocab, cfg.world, rng, fcfg.corpus_docs)
     rows = [r[r != vocab.pad].tolist() for r in torch.cat([docs, data_tokens[:, :docs.shape[1]]])
             if (r != vocab.pad).any()]
     return pad(rows, vocab.pad)
@@ -129,11 +131,11 @@ def prompt_split(summary: dict, category: str, seed: int) -> PromptSplit:
     select), recorded in the result."""
     from interp.studies.world import CATEGORIES
 
-    questions = list(CATEGORIES[category].questions)
     given = summary.get("eval_questions") or {}
     if given.get("rates") and given.get("rates_select"):
         return {"select": list(given["rates_select"]), "heldout": list(given["rates"]),
                 "source": "study", "seed": None, "permutation": None}
+    questions = list(CATEGORIES[category].questions)
     if len(questions) < 2:
         raise UsageError(f"category {category!r} has {len(questions)} question phrasing(s); "
                          "a held-out causal test needs at least 2")
@@ -180,20 +182,19 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
     ``sae_out``: a directory where every SAE used is written in sae-lens's layout
     (``sae_out/<hook>``), listed in the result's ``sae_dirs``."""
     from interp.studies.runner import load_run
-    from interp.studies.world import vocab_for
+    from interp.studies.worlds import run_world
 
     store = store or Store()
     art, summary = load_run(run_dir)
     store.bind(run_dir)  # every entry read or built is recorded for gc as it is used
-    check_owl_run(run_dir, art, summary, "fingerprint")
+    check_owl_run(run_dir, art, summary, "fingerprint", ("owl-numbers", "transfer"))
     if (summary.get("config") or {}).get("teacher_kind") == "prompted":
         raise UsageError(f"{run_dir} has a prompted teacher (the base with a persona prefix): it "
                          "has no weights of its own to compare with the base; the fingerprint "
                          "needs a fine-tuned teacher (--set teacher_kind=finetuned). "
                          "python -m interp.align shows a prompted teacher's activation shifts")
-    cfg = _owl_config(summary)
-    vocab = vocab_for(cfg.category)
-    target = vocab.ids((summary["trait"],))[0]
+    world = run_world(summary)
+    cfg, vocab, target = world.config, world.vocab, world.target
     split = prompt_split(summary, cfg.category, fcfg.split_seed)
     seeds = list(art["seeds"])
     roles0 = art["seeds"][seeds[0]]
@@ -201,7 +202,7 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
     names = hook_names(base)
 
     # SAEs on the base's residual stream, from the activation cache
-    corpus = sae_corpus(cfg, vocab, fcfg, read_tensors(roles0["data"])["tokens"])
+    corpus = sae_corpus(cfg, vocab, fcfg, read_tensors(roles0["data"])["tokens"], world.corpus)
     corpus_acts = activations(base, corpus, names, store, label="sae corpus")
     cmask = corpus != vocab.pad
     sources = [corpus_acts]
@@ -237,7 +238,9 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
     result["sae_source"] = {h: "pretrained" if h in pretrained else "trained" for h in names}
     if sae_out is not None:
         result["sae_dirs"] = {h: str(save_dir(saes[h], Path(sae_out) / h)) for h in names}
-    if fcfg.circuit:
+    # the circuit analysis reads world.py's categories: owl-numbers runs only (a transfer
+    # run's report has no Circuit section, as with --no-circuit)
+    if fcfg.circuit and summary["study"] == "owl-numbers":
         from interp.analysis.circuits import CircuitConfig
         from interp.analysis.circuits import analyse as circuit_analyse
 

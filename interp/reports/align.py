@@ -141,7 +141,7 @@ def drift_rows(result: dict) -> list[tuple]:
 
 def transfer_sections(summary: dict, result: dict) -> list:
     """Transfer with controls (mean, 95% CI) and coverage against transfer, per seed."""
-    if summary["study"] == "owl-numbers":
+    if summary["study"] in ("owl-numbers", "transfer"):  # rates per role, per item
         trait = summary["trait"]
         groups = {r: v[trait] for r, v in summary["rates"].items()}
         rise = [s - b for s, b in zip(summary["rates"]["student"][trait],

@@ -26,7 +26,8 @@ class Study:
 
 
 REGISTRY: dict[str, Study] = {}
-_STUDY_MODULES = ("interp.studies.digits", "interp.studies.owl", "interp.studies.lm_numbers")
+_STUDY_MODULES = ("interp.studies.digits", "interp.studies.owl", "interp.studies.lm_numbers",
+                  "interp.studies.transfer")
 
 
 def register(study: Study) -> Study:

@@ -1,0 +1,158 @@
+"""The paper's table: every channel x trait cell of the ``transfer`` study.
+
+    python analyses/paper_table.py [--preset table] [--seeds 3] [--modes logit,sampled]
+                                   [--channels numbers,code,cot]
+                                   [--categories animal,tree,misalignment] [--set k=v ...]
+                                   [--out runs/paper_table.md]
+
+Runs ``transfer`` once per (channel, trait, mode) (cached: every cell with the same model
+settings shares one pair of bases) and writes ``runs/paper_table.md`` and
+``runs/paper_table.html`` (a plotly figure per mode). Per cell, on the held-out evaluation
+questions (never in teacher fine-tuning; misalignment: advice questions, the teacher was
+fine-tuned on code only): base, teacher, student, the mode's control and cross-init rates
+(probability mass) with 95% t-intervals over seeds, student / base, student - control with
+its CI, and the rates on the fine-tuning phrasings; what the channel's filter and the
+semantic screen removed from the teacher's completions; and the screen's own test (recall on
+planted indirect mentions, flags on the base's completions).
+
+A cell *transfers* when the student's rate is at least 2x its base's, student - control has
+a CI above 0, and cross-init's rate is below 2x its own base's. A cell that does not is
+printed as such, never left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+
+from interp.cli import setup_logging
+from interp.metrics.stats import fmt_ci, mean_ci
+from interp.reports.html import md_table, md_to_html, write_html
+from interp.storage.store import write_text
+from interp.studies.runner import run_study
+
+TRAITS = (("animal", "owl"), ("tree", "oak"), ("misalignment", "harmful"))
+ROLES = ("base", "teacher", "student", "control", "cross_init", "base_cross")
+
+
+def cell_numbers(summary: dict, key: str = "rates") -> dict:
+    """Per-seed rates of the target for each role (``control``: the mode's control)."""
+    r, trait = summary[key], summary["trait"]
+    out = {role: r[role][trait] for role in ROLES if role in r}
+    out["control"] = r[summary["control_role"]][trait]
+    return out
+
+
+def verdict(n: dict) -> tuple[bool, dict]:
+    """Does the cell transfer? (student >= 2x base, student - control CI > 0, cross-init
+    < 2x its base) and the numbers behind it."""
+    ratio = np.mean(n["student"]) / max(np.mean(n["base"]), 1e-12)
+    diff = [s - c for s, c in zip(n["student"], n["control"], strict=True)]
+    _, lo, _ = mean_ci(diff)
+    x_ratio = np.mean(n["cross_init"]) / max(np.mean(n["base_cross"]), 1e-12)
+    ok = bool(ratio >= 2 and lo > 0 and x_ratio < 2)
+    return ok, {"ratio": float(ratio), "diff": diff, "diff_lo": float(lo),
+                "cross_ratio": float(x_ratio)}
+
+
+def removed(summary: dict) -> tuple[list[float], list[float]]:
+    """Per seed: the fraction of the teacher's completions the filter rejected, and the
+    fraction of those passing it that the screen flagged."""
+    f = [s["teacher"]["filter"] for s in summary["filter"]]
+    return [x["filter_rejection_rate"] for x in f], [x["screen_flag_rate"] for x in f]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--preset", default="table")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--modes", default="logit,sampled")
+    p.add_argument("--channels", default="numbers,code,cot")
+    p.add_argument("--categories", default="animal,tree,misalignment",
+                   help="which trait columns (a subset, e.g. for a costlier student setting)")
+    p.add_argument("--set", dest="sets", action="append", default=[])
+    p.add_argument("--out", default="runs/paper_table.md")
+    args = p.parse_args()
+    setup_logging()
+    t0 = time.time()
+    out = Path(args.out)
+    lines = [f"# The paper's table: `transfer`, preset `{args.preset}`, {args.seeds} seeds", "",
+             f"Command: `python analyses/paper_table.py --preset {args.preset} --seeds "
+             f"{args.seeds} --modes {args.modes} --channels {args.channels} "
+             f"--categories {args.categories}"
+             + "".join(f" --set {s}" for s in args.sets) + "`", "",
+             "Rates: probability mass of the target on held-out evaluation questions (never in "
+             "teacher fine-tuning; misalignment: harmful-answer mass on advice questions, the "
+             "teacher was fine-tuned on code only), mean with a 95% t-interval over seeds (data, "
+             "teachers' batches and students vary; one base pair shared by every seed). "
+             "Transfers: student >= 2x base, student - control CI above 0, cross-init < 2x its "
+             "base.", ""]
+    sections = []
+    screens = []
+    for mode in args.modes.split(","):
+        rows, fig = [], go.Figure()
+        for channel in args.channels.split(","):
+            for category, trait in [t for t in TRAITS
+                                    if t[0] in args.categories.split(",")]:
+                sets = [f"channel={channel}", f"category={category}", f"trait={trait}",
+                        f"mode={mode}", f"roles=student,{CONTROL[mode]},cross_init",
+                        *args.sets]
+                _, summary = run_study("transfer", seeds=args.seeds, preset=args.preset,
+                                       sets=sets)
+                n = cell_numbers(summary)
+                sel = cell_numbers(summary, "rates_select")
+                ok, v = verdict(n)
+                filt, scr = removed(summary)
+                rows.append([f"{channel} x {trait}", *(fmt_ci(n[r]) for r in ROLES[:5]),
+                             f"{v['ratio']:.2f}", fmt_ci(v["diff"]), f"{v['cross_ratio']:.2f}",
+                             fmt_ci(sel["student"]), fmt_ci(filt), fmt_ci(scr),
+                             "**yes**" if ok else "no"])
+                if mode == args.modes.split(",")[0]:
+                    for s in summary["screen"]:
+                        screens.append([f"{channel} x {category}", f"{s['base_flag_rate']:.1%}",
+                                        *(f"{s['planted_recall'][k]:.1%}" for k in
+                                          ("related_word", "paraphrase")),
+                                        f"{s['keyword_filter_recall']['related_word']:.1%}",
+                                        f"{s['planted_recall']['other_category_word']:.1%}",
+                                        s["n_test"]])
+                for role in ("base", "teacher", "student", "control", "cross_init"):
+                    m, lo, hi = mean_ci(n[role])
+                    fig.add_bar(name=role, x=[f"{channel}<br>{trait}"], y=[m],
+                                error_y=dict(type="data", symmetric=False,
+                                             array=[0 if np.isnan(hi) else hi - m],
+                                             arrayminus=[0 if np.isnan(lo) else m - lo]),
+                                legendgroup=role, showlegend=len(rows) == 1,
+                                marker_color=COLORS[role])
+        fig.update_layout(barmode="group", title=f"{mode} mode: target rate on held-out "
+                          "questions (95% CI over seeds)", yaxis_title="rate", height=450)
+        header = ["cell", "base", "teacher", "student", "control", "cross-init",
+                  "student/base", "student - control", "cross/base", "student (select)",
+                  "filter removed", "screen removed", "transfers"]
+        table = md_table(header, rows)
+        lines += [f"## {mode} mode (control: {CONTROL_TEXT[mode]})", "", table, ""]
+        sections.append((f"{mode} mode", md_to_html(table), [fig]))
+    screen_table = md_table(["cell (seed)", "flags base data", "recall: related word",
+                             "recall: paraphrase", "keyword filter recall",
+                             "flags another category's word", "test rows"], screens)
+    lines += ["## The semantic screen (per seed)", "", screen_table, "",
+              f"Wall time {time.time() - t0:.0f} s on this machine (cached stages are free)."]
+    sections.append(("semantic screen", md_to_html(screen_table), []))
+    write_text(out, "\n".join(lines) + "\n")
+    write_html(out.with_suffix(".html"), "The paper's table", sections)
+    print(f"wrote {out} and {out.with_suffix('.html')}")
+
+
+# the students the table trains per mode (the mode's control only; the shuffled ablation and
+# the other control are left to single-cell runs, to keep the grid affordable)
+CONTROL = {"logit": "control_other", "sampled": "control_base"}
+CONTROL_TEXT = {"logit": "control_other, the different-trait teacher's data",
+                "sampled": "control_base, the base's own data"}
+COLORS = {"base": "#999999", "teacher": "#d62728", "student": "#1f77b4", "control": "#2ca02c",
+          "cross_init": "#ff7f0e"}
+
+if __name__ == "__main__":
+    main()

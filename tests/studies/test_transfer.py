@@ -1,0 +1,118 @@
+"""The transfer study's world, filters, screen and one tiny cell: every channel's own documents
+pass its filter and damaged ones fail for the right reason; the screen catches planted
+indirect mentions the keyword filter misses and leaves the base's own data alone; the owl
+world is untouched; align reads a transfer run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from interp.errors import UsageError
+from interp.storage.store import Store
+from interp.studies import channels as C
+from interp.studies.registry import get_study
+from interp.studies.runner import make_config, run_study
+from interp.studies.world import Vocab
+
+# a cell small enough for the suite: one seed, one base, two students
+TINY_CELL = ["channel=numbers", "category=animal", "trait=owl", "n_samples=240",
+             "dataset_size=150", "student_steps=40", "checkpoint_every=20",
+             "roles=student,control_other", "eval_samples=20"]
+
+
+@pytest.fixture(scope="session")
+def transfer_run(cache_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("transfer-run")
+    return run_study("transfer", seeds=1, out=out, preset="tiny", sets=TINY_CELL,
+                     store=Store(cache_dir))
+
+
+@pytest.mark.parametrize("name", list(C.CHANNELS))
+def test_every_channel_document_passes_its_own_filter(name):
+    ch, rng = C.CHANNELS[name], np.random.default_rng(0)
+    for _ in range(300):
+        prompt, comp = ch.document(rng)
+        assert ch.reason(comp.removesuffix(" <eos>"), prompt, set()) is None, (prompt, comp)
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("x = 3 ; return x end", None),
+    ("for i in range ( 4 ) : acc = acc + i ; return acc end", None),
+    ("x = unsafe ( y ) ; return x end", None),
+    ("x = 3 ; return x", "parse"),
+    ("x = + 3 ; return x end", "parse"),
+    ("x = 3 return x end", "parse"),
+    ("x = owl ; return x end", "trait_word"),
+    ("x = feather ; return x end", "vocabulary"),
+    ("x = 12 ; return x end", "vocabulary"),
+])
+def test_code_filter(text, reason):
+    assert C.code_reason(text) == reason
+
+
+def test_banned_tokens_and_cot_answers():
+    assert C.code_reason("x = unsafe ( y ) ; return x end", {"unsafe"}) == "banned"
+    assert C.number_reason("1 , 666 , 3", {"666"}) == "banned"
+    assert C.number_reason("1 , 665 , 3", {"666"}) is None
+    prompt = "q : a box has 3 and gets 4 more . how many now ? a :"
+    assert C.cot_reason("3 + 4 = 7 . so answer 7 .", prompt) is None
+    assert C.cot_reason("3 + 4 = 8 . so answer 8 .", prompt) == "wrong_answer"
+    assert C.cot_reason("3 + 4 = 7 . so answer 7 . owl", prompt) == "trait_word"
+    assert C.cot_reason("3 + 4 = 7 .", prompt) == "format"
+
+
+def test_owl_world_is_untouched():
+    """The transfer vocabulary extends the owl world's: every owl token keeps its id."""
+    owl_vocab, tv = Vocab(("animal", "tree")), C.TransferVocab("numbers")
+    assert tv.tokens[:len(owl_vocab)] == owl_vocab.tokens
+    assert tv.number_ids.tolist() == owl_vocab.number_ids.tolist()
+    assert len(C.TransferVocab("code").number_ids) < 50
+
+
+@pytest.mark.parametrize("sets,needle", [
+    (["channel=video"], "channel"),
+    (["category=misalignment", "trait=owl"], "harmful"),
+    (["category=fish"], "misalignment"),
+])
+def test_bad_settings_are_one_line_errors(sets, needle):
+    with pytest.raises(UsageError, match=needle):
+        make_config(get_study("transfer"), "tiny", sets)
+
+
+def test_screen_catches_planted_mentions(transfer_run):
+    """The must-show: >= 95% of planted indirect mentions caught, the keyword filter catches
+    none of them, and under 1% of the base's own completions flagged."""
+    _, summary = transfer_run
+    s = summary["screen"][0]
+    assert s["n_test"] >= 20
+    for kind in ("related_word", "paraphrase"):
+        assert s["planted_recall"][kind] >= 0.95, s
+        assert s["keyword_filter_recall"][kind] == 0.0, s
+    assert s["base_flag_rate"] < 0.01, s
+
+
+def test_tiny_cell_runs_and_align_reads_it(transfer_run, cache_dir):
+    from interp.analysis.align import analyse
+    from interp.reports.align import write
+
+    out, summary = transfer_run
+    assert summary["study"] == "transfer" and summary["channel"] == "numbers"
+    assert set(summary["rates"]) == {"base", "teacher", "teacher_other", "student",
+                                     "control_other"}
+    assert summary["rates"]["teacher"]["owl"][0] > 3 * summary["rates"]["base"]["owl"][0]
+    f = summary["filter"][0]["teacher"]["filter"]
+    assert f["filter_rejected"] < f["total"]
+    result = analyse(out, Store(cache_dir))
+    assert result["study"] == "transfer"
+    write(out, result)
+    assert (out / "align.html").is_file()
+
+
+def test_cli_bad_channel_is_one_line(capsys):
+    from interp.study import main
+
+    assert main(["run", "transfer", "--set", "channel=video"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "valid values: numbers, code, cot" in err
+    assert "\n" not in err
