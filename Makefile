@@ -12,10 +12,12 @@ export WANDB_MODE := disabled
 	.venv/bin/pip install -q -e '.[dev]'
 	touch $@
 
-# the default study's independent stages on every core, one torch thread each (interp/__init__.py)
+# the default study's independent stages on worker processes (interp/__init__.py): three, one
+# per seed, so that on two cores no core idles while the last seed's chain runs; each gets
+# cores // 3 threads (at least 1)
 demo: .venv/.installed
-	INTERP_WORKERS=$${INTERP_WORKERS:-auto} $(PY) -m interp.align
-	INTERP_WORKERS=$${INTERP_WORKERS:-auto} $(PY) -m interp.fingerprint
+	INTERP_WORKERS=$${INTERP_WORKERS:-3} $(PY) -m interp.align
+	INTERP_WORKERS=$${INTERP_WORKERS:-3} $(PY) -m interp.fingerprint
 
 test: .venv/.installed
 	$(PY) -m pytest

@@ -3,14 +3,16 @@
     python -m benchmarks.coldstart [--keep DIR]
 
 1. Run what `make demo` runs (``python -m interp.align`` then ``python -m interp.fingerprint``,
-   each a fresh interpreter, ``INTERP_WORKERS=auto`` unless set) in a scratch directory with
-   an empty cache (INTERP_CACHE), and
-   time it: the cold demo. Run it again: the warm demo (every stage a cache hit). Time
+   each a fresh interpreter, ``INTERP_WORKERS=3`` unless set, as the Makefile) in a scratch
+   directory with an empty cache (INTERP_CACHE), and time it: the cold demo. Run it again:
+   the warm demo (every stage a cache hit). Time
    ``python -c "import interp.align, interp.fingerprint"``: the interpreter start-up.
 2. Read the cache's manifests: each entry records ``build_seconds``, the time its build took
    without the entries it built or read on the way (``Store.get_or_build``). Sum them by
    stage (``STAGES``, by entry kind); what no entry accounts for (imports, loading,
-   reports) is "other".
+   reports) is "other". With worker processes the stages overlap: a stage's seconds are
+   summed over processes, so the shares can add up to more than 1 and "other" (the wall
+   time left over, at least 0) understates what the main process spent outside builds.
 3. Where a stage is model training, its achieved FLOP/s: pretraining counts
    6 N + 6 d_model d_vocab per non-pad token (``benchmarks.pretrain.flops_per_token``; the
    base entries record their tokens), against the float32 matmul peak measured beside it.
@@ -49,6 +51,7 @@ STAGES = {
 }
 ORDER = ["pretraining", "teachers", "data generation", "students", "evaluation", "align",
          "SAE training", "fingerprint", "other"]
+SLUG = {"data generation": "data", "SAE training": "sae"}  # row names without spaces
 BUDGET_S = 300.0  # the issue's cold-start budget: five minutes
 WARM_BUDGET_S = 10.0  # warm: at most this plus interpreter start-up
 
@@ -107,8 +110,7 @@ def measure(keep: Path | None = None) -> dict:
         work = keep or Path(tmp)
         cache = work / "cache"
         env = {**os.environ, "INTERP_CACHE": str(cache), "TQDM_DISABLE": "1",
-               "WANDB_MODE": "disabled", "INTERP_WORKERS": os.environ.get("INTERP_WORKERS",
-                                                                          "auto")}
+               "WANDB_MODE": "disabled", "INTERP_WORKERS": os.environ.get("INTERP_WORKERS", "3")}
         start = min(_run(["-c", "import interp.align, interp.fingerprint"], work, env)
                     for _ in range(3))
         cold = demo_seconds(work, env)
@@ -165,7 +167,8 @@ ROWS = [Row("cold_demo", "cold `make demo` (empty cache) vs the five-minute budg
             "cold / budget", ("<=", 1.0), _cold),
         Row("warm_demo", "warm `make demo` (all cache hits) vs interpreter start-up",
             "warm - start-up (s)", ("<=", WARM_BUDGET_S), _warm)] + [
-        Row(f"stage:{s}", f"cold demo stage: {s}", "share of cold", None, _stage(s))
+        Row(f"stage:{SLUG.get(s, s)}", f"cold demo stage: {s} (process seconds)",
+            "share of cold", None, _stage(s))
         for s in ORDER]
 
 
