@@ -1,6 +1,6 @@
 """Cold start: `make demo` on an empty cache, by stage, and the warm rerun.
 
-    python -m benchmarks.coldstart [--keep DIR]
+    python -m benchmarks.coldstart [--keep DIR]   (or COLDSTART_KEEP=DIR python -m benchmarks ...)
 
 1. Run what `make demo` runs (``python -m interp.align`` then ``python -m interp.fingerprint``,
    each a fresh interpreter, ``INTERP_WORKERS=3`` unless set, as the Makefile) in a scratch
@@ -106,8 +106,11 @@ def measure(keep: Path | None = None) -> dict:
         return _RESULT
     from benchmarks.pretrain import peak_flops
 
+    keep = keep or (Path(os.environ["COLDSTART_KEEP"]) if os.environ.get("COLDSTART_KEEP")
+                    else None)  # where `python -m benchmarks` should leave the run
     with tempfile.TemporaryDirectory(prefix="coldstart-") as tmp:
         work = keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         cache = work / "cache"
         env = {**os.environ, "INTERP_CACHE": str(cache), "TQDM_DISABLE": "1",
                "WANDB_MODE": "disabled", "INTERP_WORKERS": os.environ.get("INTERP_WORKERS", "3")}
