@@ -53,7 +53,10 @@ def table(before: Path, after: Path) -> str:
         if name not in b:
             continue
         (ma, la, ha), (mb, lb, hb) = mean_ci(a[name]), mean_ci(b[name])
-        overlap = "yes" if la <= hb and lb <= ha else "**no**"
+        if ha - la == 0 and hb - lb == 0:  # a number of the one shared base: no spread
+            overlap = f"no spread; relative difference {abs(ma - mb) / max(abs(ma), 1e-12):.1g}"
+        else:
+            overlap = "yes" if la <= hb and lb <= ha else "**no**"
         lines.append(f"| {name} | {ma:.4g} [{la:.4g}, {ha:.4g}] | {mb:.4g} [{lb:.4g}, {hb:.4g}] "
                      f"| {overlap} |")
     return "\n".join(lines)

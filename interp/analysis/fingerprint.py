@@ -172,6 +172,24 @@ def at_answer(probe: dict, edit):
     return lambda x: torch.where(ans, edit(x), x)
 
 
+def cached_circuit(store, run_dir: Path, art: dict, summary: dict, ccfg, build) -> dict:
+    """The circuit analysis of a run, cached by the content of every artifact it reads, its
+    config and the source of ``interp.analysis.circuits``: a warm report runs no patching."""
+    import inspect
+
+    from interp.analysis import circuits
+    from interp.analysis.align import file_id
+    from interp.storage.store import code_digest
+
+    code = [v for v in vars(circuits).values()
+            if (inspect.isfunction(v) or inspect.isclass(v)) and v.__module__ == circuits.__name__]
+    key = {"model": art["model"], "config": summary.get("config"), "circuit": ccfg,
+           "trait": summary["trait"], "code": code_digest(*code),
+           "files": {seed: {k: file_id(v, store) for k, v in files.items()}
+                     for seed, files in art["seeds"].items()}}
+    return store.get_or_build("circuit/run", key, lambda: ({}, build(run_dir, ccfg))).meta
+
+
 def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
             store: Store | None = None, pretrained: dict | list[str] | None = None,
             sae_out: Path | None = None) -> FingerprintResult:
@@ -244,7 +262,9 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
         from interp.analysis.circuits import CircuitConfig
         from interp.analysis.circuits import analyse as circuit_analyse
 
-        result["circuit"] = circuit_analyse(run_dir, CircuitConfig(split_seed=fcfg.split_seed))
+        result["circuit"] = cached_circuit(store, run_dir, art, summary,
+                                           CircuitConfig(split_seed=fcfg.split_seed),
+                                           circuit_analyse)
     store.write_refs(run_dir)
     return result
 

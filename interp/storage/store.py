@@ -45,6 +45,7 @@ Owns: ``Store``, ``Entry``, ``read_tensors``, atomic JSON/text writes, ``code_di
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import inspect
@@ -82,6 +83,10 @@ Tensors = dict[str, torch.Tensor]
 
 class CorruptEntry(Exception):
     """A cache entry whose files do not match its manifest."""
+
+
+class NotCached(Exception):
+    """A build was needed inside ``Store.cached_only()``."""
 
 
 class CorruptRefs(Exception):
@@ -250,6 +255,16 @@ class Store:
         # "kind/key" of every entry handed out, in first-use order (a dict as ordered set)
         self.touched: dict[str, None] = {}
         self.run_dir: Path | None = None  # set by bind(): refs are recorded as entries are used
+        self._cached_only = False
+
+    @contextlib.contextmanager
+    def cached_only(self):
+        """Inside, a miss raises ``NotCached`` instead of building (is everything there?)."""
+        self._cached_only = True
+        try:
+            yield self
+        finally:
+            self._cached_only = False
 
     # ---------------------------------------------------------------- paths
     def key(self, kind: str, config: Any) -> str:
@@ -352,6 +367,8 @@ class Store:
                 self.hits += 1
                 log.info("cache hit  %s/%s", kind, key)
                 return entry
+            if self._cached_only:
+                raise NotCached(f"{kind}/{key}")
             self.misses += 1
             log.info("cache miss %s/%s: building", kind, key)
             t0 = time.perf_counter()

@@ -56,7 +56,14 @@ from interp.errors import ConfigError, UsageError
 from interp.metrics import divergence as D
 from interp.metrics.record import Recorder
 from interp.reports.owl import write_report
-from interp.storage.store import Entry, Store, code_digest, config_key, write_json
+from interp.storage.store import (
+    Entry,
+    NotCached,
+    Store,
+    code_digest,
+    config_key,
+    write_json,
+)
 from interp.studies import filters, lm, mitigations, stack, world
 from interp.studies.filters import filter_completions, parse_numbers
 from interp.studies.registry import Study, register
@@ -519,8 +526,16 @@ def run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store,
         workers: int | None = None) -> dict:
     """Run the study (``workers`` processes: default ``INTERP_WORKERS``, see ``prebuild``)."""
     workers = requested_workers() if workers is None else workers
-    if workers > 1 and len(seeds) > 0:
-        prebuild(cfg, seeds, store, workers)
+    if workers > 1:
+        try:  # a finished study needs no workers: the main pass alone, from the store
+            with store.cached_only():
+                return _run(cfg, seeds, out, store)
+        except NotCached:
+            prebuild(cfg, seeds, store, workers)
+    return _run(cfg, seeds, out, store)
+
+
+def _run(cfg: OwlConfig, seeds: list[int], out: Path, store: Store) -> dict:
     vocab = Vocab(cfg.world.categories)
     splits = {"rates": "heldout", "rates_select": "select"}
     rates: dict[str, dict[str, dict[str, list[float]]]] = {}
