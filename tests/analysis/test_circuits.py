@@ -143,7 +143,7 @@ def test_paths_and_attention_cover_the_best_heads(circuit):
 
 
 def test_bad_input_is_one_line(digits_run):
-    with pytest.raises(UsageError, match="owl-numbers run"):
+    with pytest.raises(UsageError, match="needs a run of owl-numbers"):
         CA.analyse(digits_run[0], SMALL)
     with pytest.raises(ConfigError, match="recover"):
         CA.CircuitConfig(recover=0.0)

@@ -196,3 +196,26 @@ def test_thread_count_is_part_of_the_key(tmp_path):
     finally:
         torch.set_num_threads(n)
     assert one.key != two.key and (one.manifest["threads"], two.manifest["threads"]) == (1, 2)
+
+
+def test_group_member_lost_later_is_rebuilt_alone(tmp_path):
+    """A stacked build stores every member; a member removed later (gc, an interrupted
+    run) reruns the build once and the others stay as they were."""
+    import shutil
+
+    store = Store(tmp_path)
+    calls = []
+
+    def build():
+        calls.append(1)
+        return [(_files(1.0), {"i": 0}), (_files(2.0), {"i": 1}), (_files(3.0), {"i": 2})]
+
+    members = [("g/a", {"n": 0}), ("g/b", {"n": 1}), ("g/c", {"n": 2})]
+    first = store.get_or_build_group(members, build)
+    assert len(calls) == 1 and [e.meta["i"] for e in first] == [0, 1, 2]
+    shutil.rmtree(first[1].path)
+    again = store.get_or_build_group(members, build)
+    assert len(calls) == 2
+    assert [e.key for e in again] == [e.key for e in first]
+    assert torch.equal(again[1].load("w")["a"], torch.full((4, 3), 2.0))
+    assert again[0].path == first[0].path and again[2].meta == {"i": 2}

@@ -56,7 +56,8 @@ def values(out: Path) -> list:
 @pytest.mark.parametrize("text,message", [
     ('study = "digits-aux"\nexecutor = "pbs"', "unknown executor 'pbs'; valid executors: "
                                               "local, slurm"),
-    ('study = "nope"', "unknown study 'nope'; valid studies: digits-aux, owl-numbers"),
+    ('study = "nope"', "unknown study 'nope'; valid studies: digits-aux, lm-numbers, "
+                          "owl-numbers, transfer"),
     ('study = "digits-aux"\nworkrs = 2', "unknown setting(s) workrs; valid settings:"),
     ('study = "digits-aux"\n[grid]\nhiden = [1]', "unknown setting 'hiden'"),
     ('study = "digits-aux"\n[grid]\nhidden = [0]', "hidden"),
