@@ -613,8 +613,19 @@ def write_text(path: Path, text: str) -> None:
 
 
 # ------------------------------------------------------------------ code-aware keys
+_STARTED = time.time()  # when this process imported the store (about when it loaded interp)
+
+
 def source_of(obj: Any) -> str:
-    """The source text a code digest hashes (``inspect.getsource``; one place to change it)."""
+    """The source text a code digest hashes (``inspect.getsource``; one place to change it).
+
+    ``inspect`` reads the file on disk, not the code this process loaded: a file edited
+    after the process started would give keys that do not match the running code (an edit
+    mid-run once rebuilt a base with the old code under a new key). Refused instead."""
+    path = inspect.getsourcefile(obj)
+    if path and os.stat(path).st_mtime > _STARTED:
+        raise UsageError(f"{path} changed after this process started, so the store keys "
+                         "would not describe the code that is running; rerun the command")
     return inspect.getsource(obj)
 
 

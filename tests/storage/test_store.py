@@ -219,3 +219,23 @@ def test_group_member_lost_later_is_rebuilt_alone(tmp_path):
     assert [e.key for e in again] == [e.key for e in first]
     assert torch.equal(again[1].load("w")["a"], torch.full((4, 3), 2.0))
     assert again[0].path == first[0].path and again[2].meta == {"i": 2}
+
+
+def test_code_digest_refuses_source_edited_after_start(tmp_path, monkeypatch):
+    """A builder's file edited while a run is in flight: its digest would describe code the
+    process is not running, so the next key is refused with a one-line error."""
+    import importlib
+
+    from interp.errors import UsageError
+    from interp.storage import store as store_mod
+
+    mod = tmp_path / "edited_builder.py"
+    mod.write_text("def build():\n    return 1\n")
+    os.utime(mod, (store_mod._STARTED - 60, store_mod._STARTED - 60))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fn = importlib.import_module("edited_builder").build
+    before = store_mod.code_digest(fn)
+    assert before == store_mod.code_digest(fn)
+    mod.write_text("def build():\n    return 2\n")  # the edit, mid-run
+    with pytest.raises(UsageError, match="changed after this process started.*rerun"):
+        store_mod.code_digest(fn)
