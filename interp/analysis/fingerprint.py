@@ -25,12 +25,14 @@ Owns: ``analyse`` -> ``FingerprintResult``. Must not import: reports, the CLIs.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 from jaxtyping import Int
+from sae_lens import SAE
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -198,9 +200,12 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
     ``pretrained``: hook -> sae-lens SAE used instead of training one at that hook (its
     quality still measured on the corpus), or ``--sae`` specs (``sae.load_pretrained``);
     ``sae_out``: a directory where every SAE used is written in sae-lens's layout
-    (``sae_out/<hook>``), listed in the result's ``sae_dirs``."""
+    (``sae_out/<hook>``), listed in the result's ``sae_dirs``.
+
+    With trained SAEs the result is a store entry (``fingerprint/run``) keyed by the content
+    of every artifact of the run, the config, the prompt split and the source of every
+    module the analysis imports (``module_closure``): a warm report reruns nothing."""
     from interp.studies.runner import load_run
-    from interp.studies.worlds import run_world
 
     store = store or Store()
     art, summary = load_run(run_dir)
@@ -211,6 +216,52 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
                          "has no weights of its own to compare with the base; the fingerprint "
                          "needs a fine-tuned teacher (--set teacher_kind=finetuned). "
                          "python -m interp.align shows a prompted teacher's activation shifts")
+    if pretrained:
+        result, saes = compute(run_dir, art, summary, fcfg, store, pretrained)
+    else:
+        result, saes = cached_compute(run_dir, art, summary, fcfg, store)
+    result["run_id"] = run_id(run_dir)  # the align report merges it only into this run
+    if sae_out is not None:
+        result["sae_dirs"] = {h: str(save_dir(sae, Path(sae_out) / h)) for h, sae in saes.items()}
+    store.write_refs(run_dir)
+    return result
+
+
+def cached_compute(run_dir: Path, art: dict, summary: dict, fcfg: FingerprintConfig,
+                   store: Store) -> tuple[FingerprintResult, dict]:
+    """``compute`` with trained SAEs, once per (artifacts, config, split, code): the result
+    and the SAEs' weights are one store entry."""
+    from interp.analysis.align import file_id
+    from interp.storage.store import code_digest, module_closure
+
+    code = [importlib.import_module(m) for m in module_closure(__name__)]
+    key = {"model": art["model"], "config": summary.get("config"), "trait": summary["trait"],
+           "study": summary["study"], "covers": summary.get("ci_covers"),
+           "split": prompt_split(summary, _owl_config(summary).category, fcfg.split_seed),
+           "fingerprint": fcfg, "code": code_digest(*code),
+           "files": {seed: {k: file_id(v, store) for k, v in files.items()}
+                     for seed, files in art["seeds"].items()}}
+
+    def build():
+        result, saes = compute(run_dir, art, summary, fcfg, store, None)
+        hooks = list(saes)
+        return ({f"sae{i}": saes[h].state_dict() for i, h in enumerate(hooks)},
+                {"result": result, "hooks": hooks,
+                 "sae_cfg": [saes[h].cfg.to_dict() for h in hooks]})
+
+    entry = store.get_or_build("fingerprint/run", key, build)
+    saes = {}
+    for i, (h, c) in enumerate(zip(entry.meta["hooks"], entry.meta["sae_cfg"])):
+        saes[h] = SAE.from_dict(c)
+        saes[h].load_state_dict(entry.load(f"sae{i}"))
+    return entry.meta["result"], saes
+
+
+def compute(run_dir: Path, art: dict, summary: dict, fcfg: FingerprintConfig, store: Store,
+            pretrained: dict | list[str] | None) -> tuple[FingerprintResult, dict]:
+    """The analysis itself (steps 1-5 above): (result, hook -> the SAE used)."""
+    from interp.studies.worlds import run_world
+
     world = run_world(summary)
     cfg, vocab, target = world.config, world.vocab, world.target
     split = prompt_split(summary, cfg.category, fcfg.split_seed)
@@ -252,10 +303,7 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
     result = summarise(per_seed, quality, names, fcfg, split, covers)
     result["features"] = feats
     result["trait"] = summary["trait"]
-    result["run_id"] = run_id(run_dir)  # the align report merges it only into this run
     result["sae_source"] = {h: "pretrained" if h in pretrained else "trained" for h in names}
-    if sae_out is not None:
-        result["sae_dirs"] = {h: str(save_dir(saes[h], Path(sae_out) / h)) for h in names}
     # the circuit analysis reads world.py's categories: owl-numbers runs only (a transfer
     # run's report has no Circuit section, as with --no-circuit)
     if fcfg.circuit and summary["study"] == "owl-numbers":
@@ -265,8 +313,7 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
         result["circuit"] = cached_circuit(store, run_dir, art, summary,
                                            CircuitConfig(split_seed=fcfg.split_seed),
                                            circuit_analyse)
-    store.write_refs(run_dir)
-    return result
+    return result, saes
 
 
 @torch.no_grad()

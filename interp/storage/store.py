@@ -637,6 +637,41 @@ def code_digest(*objs: Any) -> str:
     keys downstream stages hold, for those) while other stages keep theirs."""
     h = hashlib.sha256()
     for obj in objs:
-        h.update(f"{obj.__module__}.{obj.__qualname__}\n".encode())
+        name = (obj.__name__ if inspect.ismodule(obj)
+                else f"{obj.__module__}.{obj.__qualname__}")
+        h.update(f"{name}\n".encode())
         h.update(source_of(obj).encode())
     return h.hexdigest()[:16]
+
+
+def module_closure(*roots: str, package: str = "interp") -> list[str]:
+    """The modules of ``package`` that ``roots`` import, directly or through each other
+    (every ``import`` statement in their source, function-level ones included), sorted: the
+    code a whole-analysis cache entry depends on, the same whichever entry point imported
+    what (it reads the files, not ``sys.modules``)."""
+    import ast
+    import importlib.util
+
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except ModuleNotFoundError:  # "from module import function": not a module
+            continue
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            continue
+        seen.add(name)
+        tree = ast.parse(Path(spec.origin).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            todo += [n for n in names if n == package or n.startswith(package + ".")]
+    return sorted(seen)

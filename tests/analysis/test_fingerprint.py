@@ -144,12 +144,45 @@ def test_edits_touch_only_the_answer_position():
 
 
 def test_second_analysis_is_all_cache_hits(fingerprinted, cache_dir):
+    """A warm analysis is one store entry read back: no miss, no forward pass, and the
+    report and SAE directories written from it are byte for byte the cold ones."""
+    from interp.reports.fingerprint import write
     from interp.storage.store import Store
 
     out, result = fingerprinted
+    names = ["fingerprint.json", "fingerprint.md",
+             *[str(p.relative_to(out)) for p in sorted((out / "saes").rglob("*")) if p.is_file()]]
+    cold = {n: (out / n).read_bytes() for n in names}
+    store = Store(cache_dir)
+    FP.seed_analysis, real = None, FP.seed_analysis  # a warm run must not call it
+    try:
+        again = analyse(out, SMALL, store, sae_out=out / "saes")
+    finally:
+        FP.seed_analysis = real
+    assert store.misses == 0 and store.hits >= 1
+    assert again["causal"] == result["causal"]
+    write(out, again)
+    assert len(names) > 2 and {n: (out / n).read_bytes() for n in names} == cold
+
+
+def test_an_edit_to_code_the_analysis_imports_recomputes_it(fingerprinted, cache_dir,
+                                                            monkeypatch):
+    """The cached result's key holds the source of every interp module the analysis
+    imports, found from the files (``module_closure``): an edit to one of them (here the
+    feature metrics, two imports away) misses, and the same numbers come back."""
+    from interp.storage import store as store_mod
+    from interp.storage.store import Store, module_closure
+
+    deps = module_closure("interp.analysis.fingerprint")
+    assert {"interp.metrics.features", "interp.analysis.circuits", "interp.analysis.sae",
+            "interp.studies.lm", "interp.storage.activations"} <= set(deps)
+    real = store_mod.source_of
+    monkeypatch.setattr(store_mod, "source_of", lambda obj: real(obj) + (
+        "\n# edited" if getattr(obj, "__name__", "") == "interp.metrics.features" else ""))
+    out, result = fingerprinted
     store = Store(cache_dir)
     again = analyse(out, SMALL, store)
-    assert store.misses == 0
+    assert store.misses == 1  # the fingerprint entry; SAEs and activations are hits
     assert again["causal"] == result["causal"]
 
 
