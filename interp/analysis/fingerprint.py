@@ -254,7 +254,7 @@ def cached_compute(run_dir: Path, art: dict, summary: dict, fcfg: FingerprintCon
     for i, (h, c) in enumerate(zip(entry.meta["hooks"], entry.meta["sae_cfg"])):
         saes[h] = SAE.from_dict(c)
         saes[h].load_state_dict(entry.load(f"sae{i}"))
-    return entry.meta["result"], saes
+    return dict(entry.meta["result"]), saes  # analyse adds keys: not to the entry's dict
 
 
 def compute(run_dir: Path, art: dict, summary: dict, fcfg: FingerprintConfig, store: Store,

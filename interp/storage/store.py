@@ -164,11 +164,21 @@ def check_manifest(manifest: Any, kind: str, key: str) -> dict:
 
 
 def read_manifest(path: Path, kind: str, key: str) -> dict:
+    """The checked manifest of the entry at ``path``, a fresh dict on every call. A
+    manifest already checked in this process is not checked again while its file is
+    unchanged (same inode, size and mtime): the check re-encodes the whole manifest, a
+    student's holds its recorder rows, and a warm report reads each one many times."""
+    stamp = _stamp(path / MANIFEST)
     try:
         manifest = json.loads((path / MANIFEST).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CorruptEntry(f"unreadable manifest: {e}") from e
-    return check_manifest(manifest, kind, key)
+    if _CHECKED.get(stamp) == (kind, key) and stamp == _stamp(path / MANIFEST):
+        return manifest
+    checked = check_manifest(manifest, kind, key)
+    if stamp[1] is not None:
+        _CHECKED[stamp] = (kind, key)
+    return checked
 
 
 def read_verified(path: Path, info: dict) -> bytes:
@@ -557,6 +567,7 @@ class Store:
 
 
 _VERIFIED: dict[tuple, str] = {}  # (path, inode, size, mtime) -> sha256 checked this process
+_CHECKED: dict[tuple, tuple] = {}  # manifest (path, inode, size, mtime) -> (kind, key) checked
 
 
 def _stamp(path: Path) -> tuple:
@@ -626,7 +637,12 @@ def source_of(obj: Any) -> str:
     if path and os.stat(path).st_mtime > _STARTED:
         raise UsageError(f"{path} changed after this process started, so the store keys "
                          "would not describe the code that is running; rerun the command")
-    return inspect.getsource(obj)
+    if obj not in _SOURCES:  # unchanged since start (checked above): read it once
+        _SOURCES[obj] = inspect.getsource(obj)
+    return _SOURCES[obj]
+
+
+_SOURCES: dict[Any, str] = {}
 
 
 def code_digest(*objs: Any) -> str:
