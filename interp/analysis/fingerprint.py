@@ -216,6 +216,11 @@ def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
                          "has no weights of its own to compare with the base; the fingerprint "
                          "needs a fine-tuned teacher (--set teacher_kind=finetuned). "
                          "python -m interp.align shows a prompted teacher's activation shifts")
+    if len({files["theta_0"] for files in art["seeds"].values()}) > 1:
+        raise UsageError(f"{run_dir} gives each seed its own base (replicate=base); the "
+                         "fingerprint's SAEs are trained on one base's residual stream and "
+                         "read every seed with it, so it needs a run whose seeds share a base "
+                         "(replicate=data, the default); python -m interp.align reads either")
     if pretrained:
         result, saes = compute(run_dir, art, summary, fcfg, store, pretrained)
     else:

@@ -186,6 +186,25 @@ def test_an_edit_to_code_the_analysis_imports_recomputes_it(fingerprinted, cache
     assert again["causal"] == result["causal"]
 
 
+def test_a_run_with_a_base_per_seed_is_a_clear_error(owl_run, tmp_path, capsys):
+    """replicate=base: every seed has its own base, and one set of SAEs cannot read them
+    all; the fingerprint says so instead of reading seed 1 with seed 0's features."""
+    import shutil
+
+    out, _ = owl_run
+    run = tmp_path / "per-seed-bases"
+    run.mkdir()
+    shutil.copy(out / "summary.json", run / "summary.json")
+    art = json.loads((out / "artifacts.json").read_text())
+    seeds = list(art["seeds"])
+    art["seeds"][seeds[1]]["theta_0"] = art["seeds"][seeds[1]]["teacher"]  # another model
+    (run / "artifacts.json").write_text(json.dumps(art))
+    assert main([str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ") and "replicate=base" in err and "replicate=data" in err
+    assert not (run / "fingerprint.json").exists()
+
+
 def test_a_digits_run_is_a_clear_error(digits_run, capsys):
     out, _ = digits_run
     assert main([str(out)]) == 2
