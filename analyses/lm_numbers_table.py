@@ -20,8 +20,9 @@ def setting(s: dict) -> str:
     kind = (f"lora r={c['lora_r']}" if c["student_kind"] == "lora" else "full")
     control = "other-trait teacher" if s.get("control", {}).get("data") == "teacher_other" \
         else "base numbers"
-    return (f"{s.get('student_loss', 'sampled')}, {kind} lr={c['lr']} ep={c['epochs']}, "
-            f"{c['n_prompts']} prompts / {c['dataset_size']} kept; control: {control}")
+    return (f"{s['teacher']['kind']} teacher; {s.get('student_loss', 'sampled')}, {kind} "
+            f"lr={c['lr']} ep={c['epochs']}, {c['n_prompts']} prompts / {c['dataset_size']} "
+            f"kept; control: {control}")
 
 
 def control_signal(s: dict) -> str:
