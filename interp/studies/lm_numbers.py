@@ -19,7 +19,12 @@
 5. Students: LoRA on the base (the paper's rank, alpha, target modules, epochs, learning rate
    with linear decay and warm-up, effective batch, clipping; ``student_kind=full`` for full
    fine-tuning), trained on the completion tokens only; roles ``student`` (teacher data),
-   ``control`` (base data), ``cross_init`` (teacher data, a second base).
+   ``control`` (base data), ``cross_init`` (teacher data, a second base). With
+   ``student_loss=logit`` each is distilled instead from the teacher's next-token
+   distributions on the same completions (``distil_student_entry``: forward KL restricted
+   to the completions' tokens, the teacher reading its own prompt), and the control is a
+   student of a different-trait teacher (``other_item``), since the base distilled into
+   itself has zero loss; each such student's loss at step 0 and output movement is kept.
 6. Evaluation: ``eval_samples`` answers per held-out free-form question, sampled through the
    chat template; the rate is the fraction naming each item (whole word, any case), and the
    first answer token's probability mass on the items' single-token spellings.
