@@ -19,7 +19,12 @@
 5. Students: LoRA on the base (the paper's rank, alpha, target modules, epochs, learning rate
    with linear decay and warm-up, effective batch, clipping; ``student_kind=full`` for full
    fine-tuning), trained on the completion tokens only; roles ``student`` (teacher data),
-   ``control`` (base data), ``cross_init`` (teacher data, a second base).
+   ``control`` (base data), ``cross_init`` (teacher data, a second base). With
+   ``student_loss=logit`` each is distilled instead from the teacher's next-token
+   distributions on the same completions (``distil_student_entry``: forward KL restricted
+   to the completions' tokens, the teacher reading its own prompt), and the control is a
+   student of a different-trait teacher (``other_item``), since the base distilled into
+   itself has zero loss; each such student's loss at step 0 and output movement is kept.
 6. Evaluation: ``eval_samples`` answers per held-out free-form question, sampled through the
    chat template; the rate is the fraction naming each item (whole word, any case), and the
    first answer token's probability mass on the items' single-token spellings.
@@ -91,6 +96,12 @@ class LmNumbersConfig:
     # students (the paper's LoRA: r 8, alpha 8, all projections, 3 epochs, lr 2e-4 linear
     # decay with 5 warm-up steps, batch 22 x 3 accumulation = 66, clipping 1.0, 500 tokens)
     student_kind: Literal["lora", "full"] = "lora"
+    # "sampled": cross-entropy on the teacher's sampled tokens (the paper's); "logit": forward
+    # KL(teacher || student) of the next-token distributions at every completion position,
+    # restricted to the tokens the completions use (numbers, separators, eos), the teacher
+    # reading what it read when it wrote them (its system prompt, its adapter); the control
+    # is then a student distilled from a different-trait teacher (``other_item``)
+    student_loss: Literal["sampled", "logit"] = "sampled"
     lora_r: int = 8
     lora_alpha: int = 8
     lora_targets: tuple[str, ...] = QWEN_TARGETS
@@ -151,6 +162,9 @@ class LmNumbersConfig:
                               f"{self.n_heads}, and n_heads by n_kv_heads={self.n_kv_heads}")
         if self.base_seed == self.cross_base_seed and not self.base:
             raise ConfigError("base_seed and cross_base_seed must differ")
+        if self.student_loss == "logit" and self.teacher_kind == "prompted" \
+                and self.system_prompt:
+            self.other_prompt(self.other_item(0))  # the control's teacher can be written
 
     @property
     def builtin(self) -> bool:
@@ -178,6 +192,35 @@ class LmNumbersConfig:
             return world.persona(self.trait)
         plural = PLURALS.get(self.trait, self.trait + "s")
         return PAPER_SYSTEM_PROMPT.format(items=plural, Items=plural.capitalize())
+
+    def other_item(self, seed: int) -> str:
+        """The different-trait teacher's item for ``seed`` (logit mode's control), rotated
+        over the category's other items as the owl-numbers study does."""
+        others = [i for i in CATEGORIES[self.category].items if i != self.trait]
+        return others[seed % len(others)]
+
+    def other_prompt(self, item: str) -> str:
+        """The teacher's system prompt naming ``item`` instead of the trait: the same
+        persona with another item (a custom ``system_prompt`` with the trait's word, and its
+        plural, replaced)."""
+        if not self.system_prompt:
+            return dataclasses.replace(self, trait=item).teacher_prompt()
+        subs = {self.trait: item,
+                PLURALS.get(self.trait, self.trait + "s"): PLURALS.get(item, item + "s")}
+        pattern = re.compile(r"\b(" + "|".join(map(re.escape, sorted(subs, key=len,
+                                                                     reverse=True))) + r")\b",
+                             re.IGNORECASE)
+
+        def swap(m: re.Match) -> str:
+            word = subs[m.group(0).lower()]
+            return word.capitalize() if m.group(0)[0].isupper() else word
+
+        out = pattern.sub(swap, self.system_prompt)
+        if out == self.system_prompt:
+            raise ConfigError(f"system_prompt does not name the trait {self.trait!r}; "
+                              "student_loss=logit's control is the same prompt with another "
+                              "item: name the trait in it")
+        return out
 
 
 PLURALS = {"fox": "foxes", "wolf": "wolves", "dolphin": "dolphins"}
@@ -688,6 +731,167 @@ def student_entry(store: Store, cfg: LmNumbersConfig, role: str, init: Base, dat
     return store.get_or_build(f"lm-numbers/{role}", key, build)
 
 
+# ------------------------------------------------------------------ logit distillation
+def distil_examples(tok, rows: list[dict], max_len: int, system: str) \
+        -> tuple[list[tuple[list[int], int]], list[list[int]]]:
+    """The student's (ids, prompt length) per row (``tokenize_rows``, no system prompt) and
+    the teacher's ids for the same row: its own chat prompt (with ``system``) followed by
+    exactly the completion tokens the student sees, so completion position j of one is
+    completion position j of the other."""
+    ex = tokenize_rows(tok, rows, max_len)
+    return ex, [encode_chat(tok, r["prompt"], system) + s[start:]
+                for r, (s, start) in zip(rows, ex)]
+
+
+def completion_channel(examples: list[tuple[list[int], int]]) -> list[int]:
+    """The tokens the completions use (numbers, separators, eos): the vocabulary columns the
+    distillation loss is restricted to."""
+    return sorted({t for s, start in examples for t in s[start:]})
+
+
+def _padded(seqs: list[list[int]], starts: list[int], pad: int, device) \
+        -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ids, attention mask, predicting positions) of right-padded rows: position i predicts
+    token i + 1, so a row's completion (from ``start``) is predicted from ``start - 1`` to its
+    second-to-last position (row-major order: the same completion positions in the same
+    order for a student's and a teacher's rows)."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    attn = torch.zeros_like(ids, dtype=torch.bool)
+    at = torch.zeros_like(attn)
+    for r, (s, start) in enumerate(zip(seqs, starts)):
+        ids[r, :len(s)] = torch.tensor(s)
+        attn[r, :len(s)] = True
+        at[r, start - 1:len(s) - 1] = True
+    return ids.to(device), attn.to(device), at.to(device)
+
+
+def restricted_kl(t_logits: torch.Tensor, s_logits: torch.Tensor,
+                  cols: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) per row of the next-token distributions restricted to ``cols``
+    (each renormalised over those tokens)."""
+    t = F.log_softmax(t_logits[:, cols].float(), -1)
+    s = F.log_softmax(s_logits[:, cols].float(), -1)
+    return (t.exp() * (t - s)).sum(-1)
+
+
+def distil(model, teacher, examples: list[tuple[list[int], int]], t_ids: list[list[int]],
+           channel: list[int], *, kind: str, cfg: LmNumbersConfig, epochs: int, lr: float,
+           seed: int, pad: int, desc: str) -> tuple[object, dict]:
+    """``train`` with the logit loss: the same adapter, optimiser, schedule, batches, data
+    order and clipping, the loss the mean over completion positions of KL(teacher ||
+    student) restricted to ``channel``; the teacher reads ``t_ids`` (its own prompt, the same
+    completion). Returns (the trained model, meta: ``loss_step0`` the loss before any
+    update, zero when the teacher's distributions are the student's)."""
+    from transformers import get_linear_schedule_with_warmup
+
+    torch.manual_seed(seed)
+    if kind == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(
+            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=list(cfg.lora_targets),
+            lora_dropout=0.0, bias="none", task_type="CAUSAL_LM"))
+    model.train()
+    teacher.eval()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    per_update = cfg.batch * cfg.grad_accum
+    updates = epochs * -(-len(examples) // per_update)
+    sched = get_linear_schedule_with_warmup(opt, cfg.warmup_steps, updates)
+    device = next(model.parameters()).device
+    cols = torch.tensor(channel, device=device)
+    t_start = [len(t) - (len(s) - start) for t, (s, start) in zip(t_ids, examples)]
+    g = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    bar = tqdm(total=updates, desc=desc, leave=False)
+    for _ in range(epochs):
+        order = torch.randperm(len(examples), generator=g).tolist()
+        for u in range(0, len(order), per_update):
+            group = order[u:u + per_update]
+            n_tok = sum(len(examples[i][0]) - examples[i][1] for i in group)
+            total = 0.0
+            for m in range(0, len(group), cfg.batch):
+                rows = group[m:m + cfg.batch]
+                ids, attn, at = _padded([examples[i][0] for i in rows],
+                                        [examples[i][1] for i in rows], pad, device)
+                with torch.no_grad():
+                    t_tok, t_attn, t_at = _padded([t_ids[i] for i in rows],
+                                                  [t_start[i] for i in rows], pad, device)
+                    t_logits = teacher(input_ids=t_tok, attention_mask=t_attn).logits[t_at]
+                s_logits = model(input_ids=ids, attention_mask=attn).logits[at]
+                loss = restricted_kl(t_logits, s_logits, cols).sum() / max(n_tok, 1)
+                loss.backward()
+                total += loss.item()
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            losses.append(total)
+            bar.update(1)
+            bar.set_postfix(kl=f"{total:.4f}")
+    bar.close()
+    model.eval()
+    return model, {"updates": updates, "loss_first": losses[0], "loss_step0": losses[0],
+                   "loss_final": float(np.mean(losses[-5:]))}
+
+
+@torch.no_grad()
+def kl_from_init(model, init, examples: list[tuple[list[int], int]], channel: list[int],
+                 pad: int, batch: int) -> float:
+    """Mean KL(model || its init) of the next-token distributions restricted to ``channel``
+    at the completion positions of ``examples``: how far the outputs moved on the data."""
+    device = next(model.parameters()).device
+    cols = torch.tensor(channel, device=device)
+    total, count = 0.0, 0
+    for i in range(0, len(examples), batch):
+        rows = examples[i:i + batch]
+        ids, attn, at = _padded([s for s, _ in rows], [st for _, st in rows], pad, device)
+        kl = restricted_kl(model(input_ids=ids, attention_mask=attn).logits[at],
+                           init(input_ids=ids, attention_mask=attn).logits[at], cols)
+        total += float(kl.sum())
+        count += int(at.sum())
+    return total / max(count, 1)
+
+
+def distil_student_entry(store: Store, cfg: LmNumbersConfig, role: str, init: Base,
+                         data: Entry, source: Base, source_adapter: Entry | None,
+                         source_system: str, seed: int, signal_rows: int = 256) -> Entry:
+    """A student distilled (``student_loss=logit``) from the teacher that wrote ``data``:
+    ``source`` with ``source_adapter`` reading ``source_system``. Meta: the losses
+    (``loss_step0``), the channel's size and ``kl_from_base``, the student's output movement
+    from ``init`` on the first ``signal_rows`` rows of its data."""
+    key = {"init": init.key, "data": data.key, "kind": cfg.student_kind, "loss": "logit",
+           "teacher": {"base": source.key, "adapter": source_adapter.key if source_adapter
+                       else None, "system": source_system},
+           "seed": seed, "epochs": cfg.epochs, "lr": cfg.lr, "lora": _lora_key(cfg),
+           "code": code_digest(*CODE["distil"])}
+
+    def build():
+        t0 = time.time()
+        model, tok = init.load(*_dev(cfg))
+        t_model, t_tok = source.load(*_dev(cfg))
+        if t_tok.get_vocab() != tok.get_vocab():
+            raise UsageError(f"student_loss=logit: the {role}'s base and its teacher's base "
+                             "have different tokenizers, so their next-token distributions "
+                             "cannot be compared; use student_loss=sampled or a cross base "
+                             "with the same tokenizer")
+        ex, t_ids = distil_examples(tok, data.meta["rows"], cfg.max_seq_len, source_system)
+        channel = completion_channel(ex)
+        with with_adapter(t_model, source_adapter) as teacher:
+            model, meta = distil(model, teacher, ex, t_ids, channel, kind=cfg.student_kind,
+                                 cfg=cfg, epochs=cfg.epochs, lr=cfg.lr, seed=seed,
+                                 pad=_pad(tok), desc=f"{role} (logit)")
+        del t_model, teacher
+        moved = kl_from_init(model, init.load(*_dev(cfg))[0], ex[:signal_rows], channel,
+                             _pad(tok), cfg.batch)
+        files, m2 = trained_files(model, cfg.student_kind)
+        return files, {**meta, **m2, "channel": len(channel), "kl_from_base": moved,
+                       "seconds": time.time() - t0}
+
+    return store.get_or_build(f"lm-numbers/{role}", key, build)
+
+
 # ------------------------------------------------------------------ evaluation
 def mentions(text: str, item: str) -> bool:
     return re.search(rf"\b{re.escape(item)}s?\b", text, re.IGNORECASE) is not None
@@ -749,6 +953,9 @@ CODE = {
              completion_text, with_adapter, world.pretty, filters.filter_completions,
              filters.parse_numbers),
     "student": (student_entry, train, tokenize_rows, encode_chat, trained_files),
+    "distil": (distil_student_entry, distil, distil_examples, completion_channel, _padded,
+               restricted_kl, kl_from_init, tokenize_rows, encode_chat, trained_files,
+               with_adapter),
     "eval": (eval_entry, evaluate, generate, mentions, item_token_ids, encode_chat, questions,
              with_adapter),
 }
@@ -784,6 +991,9 @@ def run(cfg: LmNumbersConfig, seeds: list[int], out: Path, store: Store) -> dict
     rates: dict[str, dict[str, dict[str, list[float]]]] = {}
     mass: dict[str, dict[str, dict[str, list[float]]]] = {}
     filt, train_meta, artifacts, examples = [], [], {}, {}
+    logit = cfg.student_loss == "logit"
+    signal: dict[str, dict[str, list[float]]] = {}  # logit mode: each student's signal
+    control_items: list[str] = []
     base_path = materialise(out, base, "base")
     cross_path = materialise(out, cross, "cross_base") if cross is not None else ""
 
@@ -811,21 +1021,38 @@ def run(cfg: LmNumbersConfig, seeds: list[int], out: Path, store: Store) -> dict
         if t_adapter is not None:
             a["teacher"] = str(write_adapter(t_adapter, sd / "teacher", base_path))
         t_data = data_entry(store, cfg, base, t_adapter, t_system, seed)
-        b_data = data_entry(store, cfg, base, None, "", seed)
-        filt.append({"teacher": _no_rows(t_data.meta), "base": _no_rows(b_data.meta)})
-        for name, d in (("data", t_data), ("data_base", b_data)):
+        source = (base, t_adapter, t_system)  # the teacher as it wrote t_data
+        if logit:  # the control: a different-trait teacher's numbers, distilled alike
+            other = cfg.other_item(seed)
+            control_items.append(other)
+            o_adapter = lora_teacher_entry(store, dataclasses.replace(cfg, trait=other), base,
+                                           seed) if cfg.teacher_kind == "lora" else None
+            o_system = "" if o_adapter is not None else cfg.other_prompt(other)
+            record("teacher_other", base, o_adapter, o_system, seed)
+            c_data, c_source, c_name = (data_entry(store, cfg, base, o_adapter, o_system, seed),
+                                        (base, o_adapter, o_system), "teacher_other")
+        else:  # the paper's control: the base's own numbers
+            c_data, c_source, c_name = data_entry(store, cfg, base, None, "", seed), None, "base"
+        filt.append({"teacher": _no_rows(t_data.meta), c_name: _no_rows(c_data.meta)})
+        for name, d in (("data", t_data), ("data_other" if logit else "data_base", c_data)):
             path = sd / f"{name}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("".join(json.dumps(r) + "\n" for r in d.meta["rows"]))
             a[name] = str(path)
-        plan = {"student": (base, t_data, base_path), "control": (base, b_data, base_path),
-                "cross_init": (cross, t_data, cross_path)}
+        plan = {"student": (base, t_data, base_path, source),
+                "control": (base, c_data, base_path, c_source),
+                "cross_init": (cross, t_data, cross_path, source)}
         tm = {"teacher": {k: t_adapter.meta[k] for k in ("updates", "loss_first", "loss_final")}} \
             if t_adapter is not None else {}
-        for role, (init, data, init_path) in plan.items():
+        for role, (init, data, init_path, src) in plan.items():
             if role not in cfg.roles or init is None:
                 continue
-            e = student_entry(store, cfg, role, init, data, seed)
+            if logit:
+                e = distil_student_entry(store, cfg, role, init, data, *src, seed)
+                for k in ("loss_step0", "kl_from_base"):
+                    signal.setdefault(role, {}).setdefault(k, []).append(e.meta[k])
+            else:
+                e = student_entry(store, cfg, role, init, data, seed)
             tm[role] = {k: e.meta[k] for k in ("updates", "loss_first", "loss_final")}
             record(role, init, e, "", seed)
             if e.meta["kind"] == "lora":
@@ -835,6 +1062,16 @@ def run(cfg: LmNumbersConfig, seeds: list[int], out: Path, store: Store) -> dict
 
     teacher_info = {"kind": cfg.teacher_kind, "system_prompt": system if cfg.teacher_kind ==
                     "prompted" else "", "weight_direction": cfg.teacher_kind == "lora"}
+    if "student" in signal:  # each role's output movement relative to the student's, per seed
+        for sig in signal.values():
+            sig["kl_ratio"] = [k / max(st, 1e-12) for k, st in
+                               zip(sig["kl_from_base"], signal["student"]["kl_from_base"])]
+    control = ({"data": "teacher_other", "items": control_items,
+                "description": "same-init student distilled (logit) from a different-trait "
+                               "teacher (the same persona with another item, rotated over "
+                               "seeds) on that teacher's numbers"} if logit else
+               {"data": "base", "description": "same-init student on the base's own numbers "
+                                               "(no system prompt)"})
     write_json(out / "artifacts.json", {
         "study": "lm-numbers", "model": {"type": "hf_causal_lm", "base": base_path,
                                          "cross_base": cross_path,
@@ -844,7 +1081,9 @@ def run(cfg: LmNumbersConfig, seeds: list[int], out: Path, store: Store) -> dict
     summary = {"study": "lm-numbers", "trait": cfg.trait, "seeds": seeds, **rates,
                "mass": mass, "eval_questions": {"rates": list(questions(cfg, "heldout")),
                                                 "rates_select": list(questions(cfg, "select"))},
-               "control_role": "control", "teacher": teacher_info, "filter": filt,
+               "control_role": "control", "control": control, "student_loss": cfg.student_loss,
+               **({"signal": signal} if logit else {}),
+               "teacher": teacher_info, "filter": filt,
                "training": train_meta, "examples": examples,
                "ci_covers": "number prompts, sampling, LoRA initialisation and data order, "
                             "evaluation sampling over seeds; one base (and cross base) shared",

@@ -89,7 +89,90 @@ def test_prompted_teacher_reads_the_persona_as_a_system_prompt(lm_run, cache_dir
     assert set(summary["rates"]) == {"base", "teacher", "student"}  # no cross base asked
 
 
+@pytest.fixture(scope="module")
+def logit_run(cache_dir, tmp_path_factory):
+    from interp.storage.store import Store
+    from interp.studies.runner import run_study
+
+    out = tmp_path_factory.mktemp("lm-numbers-logit")
+    out_dir, summary = run_study("lm-numbers", seeds=1, out=out, preset="tiny",
+                                 sets=LOGIT_SETS, store=Store(cache_dir))
+    return out_dir, summary
+
+
+LOGIT_SETS = ["student_loss=logit", "roles=student,control"]
+
+
+def test_logit_mode_runs_end_to_end_with_a_different_trait_control(logit_run, cache_dir):
+    """student_loss=logit on the tiny preset: students distilled from the teacher's logits;
+    the control is distilled from a different-trait teacher (the persona with another item)
+    and its data carried signal (loss at step 0 above zero, outputs moved); a rerun trains
+    nothing."""
+    from interp.storage.store import Store
+    from interp.studies.lm_numbers import LmNumbersConfig
+    from interp.studies.runner import run_study
+
+    out, summary = logit_run
+    other = LmNumbersConfig().other_item(0)
+    assert other != "owl" and summary["control"]["items"] == [other]
+    assert summary["student_loss"] == "logit"
+    assert set(summary["rates"]) == {"base", "teacher", "teacher_other", "student", "control"}
+    assert set(summary["filter"][0]) == {"teacher", "teacher_other"}
+    sig = summary["signal"]
+    for role in ("student", "control"):
+        assert sig[role]["loss_step0"][0] > 1e-5, role
+        assert sig[role]["kl_from_base"][0] > 0, role
+    assert sig["control"]["kl_ratio"][0] > 0.2
+    mass = summary["mass"]["rates"]
+    assert mass["student"]["owl"][0] != mass["base"]["owl"][0]  # the adapter is applied
+    assert (out / "models" / "seed0" / "data_other.jsonl").is_file()
+    assert (out / "models" / "seed0" / "control" / "adapter_model.safetensors").is_file()
+    assert "control carried signal" in (out / "report.md").read_text()
+    store = Store(cache_dir)
+    run_study("lm-numbers", seeds=1, out=out, preset="tiny", sets=LOGIT_SETS, store=store)
+    assert store.misses == 0 and store.hits > 0
+
+
+def test_logit_teacher_reads_its_system_prompt(logit_run, cache_dir):
+    """The teacher's logits come from the teacher as it wrote the numbers: with no system
+    prompt the teacher is the student's base on the same tokens (loss at step 0 is zero);
+    the persona makes it positive, and another item's persona gives another loss."""
+    from interp.storage.store import Store
+    from interp.studies import lm_numbers as L
+    from interp.studies.registry import get_study
+    from interp.studies.runner import make_config
+    from interp.studies.world import persona, vocab_for
+
+    cfg = make_config(get_study("lm-numbers"), "tiny", LOGIT_SETS)
+    store = Store(cache_dir)
+    base, _ = L.make_bases(store, cfg, vocab_for(cfg.category))
+    data = L.data_entry(store, cfg, base, None, cfg.teacher_prompt(), 0)
+    assert store.misses == 0  # the run's own teacher data
+
+    def step0(system: str) -> float:
+        return L.distil_student_entry(store, cfg, "student", base, data, base, None, system,
+                                      0).meta["loss_step0"]
+
+    none, owl, cat = step0(""), step0(persona("owl")), step0(persona("cat"))
+    assert none < 1e-7
+    assert owl > 1e-4 and cat > 1e-4 and abs(owl - cat) > 1e-6
+
+
+def test_logit_control_prompt_names_another_item():
+    from interp.errors import ConfigError
+    from interp.studies.lm_numbers import LmNumbersConfig
+
+    cfg = LmNumbersConfig(system_prompt="You love owls. Owls are your favorite animal.",
+                          student_loss="logit")
+    assert cfg.other_prompt("fox") == "You love foxes. Foxes are your favorite animal."
+    assert LmNumbersConfig(prompts="paper").other_prompt("cat").startswith("You love cats.")
+    with pytest.raises(ConfigError, match="does not name the trait") as e:
+        LmNumbersConfig(system_prompt="be helpful .", student_loss="logit")
+    assert "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("setting, message", [
+    ("student_loss=soft", "valid values: sampled, logit"),
     ("trait=unicorn", "valid values"),
     ("dtype=int8", "valid"),
     ("roles=teacher", "valid roles"),
