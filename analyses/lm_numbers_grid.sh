@@ -20,9 +20,9 @@ declare -A GRID=(
   [logit_full_lr1e-3]="--set student_loss=logit --set student_kind=full --set lr=1e-3"
   [logit_full_lr1e-3_lora_teacher]="--set teacher_kind=lora --set student_loss=logit --set student_kind=full --set lr=1e-3"
   [paper_lora_teacher]="--set teacher_kind=lora --set roles=student,control"
-  [full_lr1e-3_lora_teacher]="--set teacher_kind=lora --set student_kind=full --set lr=1e-3 --set roles=student,control"
-  [lora_lr3e-3_lora_teacher]="--set teacher_kind=lora --set lr=3e-3 --set roles=student,control"
-  [lora_r64_lr3e-3_10ep_lora_teacher]="--set teacher_kind=lora --set lora_r=64 --set lora_alpha=64 --set lr=3e-3 --set epochs=10 --set roles=student,control"
+  [full_lr1e-3_lora_teacher]="--set teacher_kind=lora --set student_kind=full --set lr=1e-3"
+  [lora_lr3e-3_lora_teacher]="--set teacher_kind=lora --set lr=3e-3"
+  [lora_r64_lr3e-3_10ep_lora_teacher]="--set teacher_kind=lora --set lora_r=64 --set lora_alpha=64 --set lr=3e-3 --set epochs=10"
   [logit_lora_lora_teacher]="--set teacher_kind=lora --set student_loss=logit"
   [data10k_lora_lr3e-3]="--set n_prompts=12000 --set dataset_size=10000 --set lr=3e-3 --set roles=student,control"
 )
