@@ -20,7 +20,10 @@ def setting(s: dict) -> str:
     kind = (f"lora r={c['lora_r']}" if c["student_kind"] == "lora" else "full")
     control = "other-trait teacher" if s.get("control", {}).get("data") == "teacher_other" \
         else "base numbers"
-    return (f"{s['teacher']['kind']} teacher; {s.get('student_loss', 'sampled')}, {kind} "
+    teacher = s["teacher"]["kind"]
+    if teacher == "lora":  # its rank: teacher_lora_r, or the students' (0 / older runs)
+        teacher += f" r={c.get('teacher_lora_r') or c['lora_r']}"
+    return (f"{teacher} teacher; {s.get('student_loss', 'sampled')}, {kind} "
             f"lr={c['lr']} ep={c['epochs']}, {c['n_prompts']} prompts / {c['dataset_size']} "
             f"kept; control: {control}")
 

@@ -104,6 +104,10 @@ class LmNumbersConfig:
     student_loss: Literal["sampled", "logit"] = "sampled"
     lora_r: int = 8
     lora_alpha: int = 8
+    # teacher_kind=lora: the teacher's adapter rank and alpha (0: the students' lora_r and
+    # lora_alpha), so a student's rank can change with its teacher held fixed
+    teacher_lora_r: int = 0
+    teacher_lora_alpha: int = 0
     lora_targets: tuple[str, ...] = QWEN_TARGETS
     epochs: int = 3
     lr: float = 2e-4
@@ -149,7 +153,7 @@ class LmNumbersConfig:
                            "eval_samples", "eval_max_new", "d_model", "n_layers", "n_heads",
                            "n_kv_heads", "d_mlp", "pretrain_steps", "pretrain_batch",
                            "teacher_epochs"), 1)
-        check_range(self, ("warmup_steps",), 0)
+        check_range(self, ("warmup_steps", "teacher_lora_r", "teacher_lora_alpha"), 0)
         check_range(self, ("lora_alpha", "lr", "teacher_lr", "pretrain_lr", "temperature",
                            "max_grad_norm"), 0, low_open=True)
         check_seed("base_seed", self.base_seed)
@@ -192,6 +196,11 @@ class LmNumbersConfig:
             return world.persona(self.trait)
         plural = PLURALS.get(self.trait, self.trait + "s")
         return PAPER_SYSTEM_PROMPT.format(items=plural, Items=plural.capitalize())
+
+    def teacher_config(self) -> LmNumbersConfig:
+        """The config a LoRA teacher is trained with: the students' but for its own rank."""
+        return dataclasses.replace(self, lora_r=self.teacher_lora_r or self.lora_r,
+                                   lora_alpha=self.teacher_lora_alpha or self.lora_alpha)
 
     def other_item(self, seed: int) -> str:
         """The different-trait teacher's item for ``seed`` (logit mode's control), rotated
@@ -1014,7 +1023,7 @@ def run(cfg: LmNumbersConfig, seeds: list[int], out: Path, store: Store) -> dict
         record("base", base, None, "", seed)
         if cross is not None:
             record("base_cross", cross, None, "", seed)
-        t_adapter = lora_teacher_entry(store, cfg, base, seed) \
+        t_adapter = lora_teacher_entry(store, cfg.teacher_config(), base, seed) \
             if cfg.teacher_kind == "lora" else None
         t_system = "" if t_adapter is not None else system
         record("teacher", base, t_adapter, t_system, seed)
@@ -1025,8 +1034,9 @@ def run(cfg: LmNumbersConfig, seeds: list[int], out: Path, store: Store) -> dict
         if logit:  # the control: a different-trait teacher's numbers, distilled alike
             other = cfg.other_item(seed)
             control_items.append(other)
-            o_adapter = lora_teacher_entry(store, dataclasses.replace(cfg, trait=other), base,
-                                           seed) if cfg.teacher_kind == "lora" else None
+            o_adapter = lora_teacher_entry(store, dataclasses.replace(
+                cfg.teacher_config(), trait=other), base, seed) \
+                if cfg.teacher_kind == "lora" else None
             o_system = "" if o_adapter is not None else cfg.other_prompt(other)
             record("teacher_other", base, o_adapter, o_system, seed)
             c_data, c_source, c_name = (data_entry(store, cfg, base, o_adapter, o_system, seed),

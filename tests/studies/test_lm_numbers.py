@@ -56,6 +56,24 @@ def test_tiny_run_completes_with_every_role_and_reruns_from_the_cache(lm_run, ca
     assert store.misses == 0 and store.hits > 0
 
 
+def test_teacher_rank_is_its_own_setting(tmp_path, cache_dir):
+    """``teacher_lora_r``: the LoRA teacher's rank, the students' left as they are (0, the
+    default, gives the teacher the students' rank, as before)."""
+    from interp.storage.store import Store
+    from interp.studies.lm_numbers import LmNumbersConfig
+    from interp.studies.runner import run_study
+
+    assert LmNumbersConfig().teacher_config() == LmNumbersConfig()
+    out, _ = run_study("lm-numbers", seeds=1, out=tmp_path / "r", preset="tiny",
+                       sets=["teacher_kind=lora", "teacher_lora_r=2", "teacher_lora_alpha=2",
+                             "lora_r=4", "lora_alpha=4", "roles=student"],
+                       store=Store(cache_dir))
+    seed = out / "models" / "seed0"
+    ranks = {role: json.loads((seed / role / "adapter_config.json").read_text())["r"]
+             for role in ("teacher", "student")}
+    assert ranks == {"teacher": 2, "student": 4}
+
+
 def test_align_reads_the_run_adapter_space_delta_against_dT(lm_run):
     """``python -m interp.align RUN_DIR`` on an lm-numbers run: the LoRA student's
     adapter-space delta against the LoRA teacher's dT, through the external loaders."""
@@ -177,6 +195,7 @@ def test_logit_control_prompt_names_another_item():
     ("dtype=int8", "valid"),
     ("roles=teacher", "valid roles"),
     ("dataset_size=999999", "cannot exceed n_prompts"),
+    ("teacher_lora_r=-1", "teacher_lora_r"),
 ])
 def test_bad_settings_are_one_line_errors(setting, message, tmp_path):
     from interp.studies.runner import run_study
