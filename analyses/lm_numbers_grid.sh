@@ -23,11 +23,13 @@ declare -A GRID=(
   [full_lr1e-3_lora_teacher]="--set teacher_kind=lora --set student_kind=full --set lr=1e-3"
   [lora_lr3e-3_lora_teacher]="--set teacher_kind=lora --set lr=3e-3"
   [lora_r64_lr3e-3_10ep_lora_teacher]="--set teacher_kind=lora --set lora_r=64 --set lora_alpha=64 --set lr=3e-3 --set epochs=10"
+  [lora_r64_lr3e-3_10ep_lora_teacher_r8]="--set teacher_kind=lora --set teacher_lora_r=8 --set teacher_lora_alpha=8 --set lora_r=64 --set lora_alpha=64 --set lr=3e-3 --set epochs=10"
   [logit_lora_lora_teacher]="--set teacher_kind=lora --set student_loss=logit"
   [data10k_lora_lr3e-3]="--set n_prompts=12000 --set dataset_size=10000 --set lr=3e-3 --set roles=student,control"
 )
 names=("${@:-paper lora_lr3e-3 full_lr1e-3 lora_r64_lr3e-3_10ep logit_lora logit_full_lr1e-3 logit_full_lr1e-3_lora_teacher paper_lora_teacher full_lr1e-3_lora_teacher logit_lora_lora_teacher
-  lora_lr3e-3_lora_teacher lora_r64_lr3e-3_10ep_lora_teacher   data10k_lora_lr3e-3}")
+  lora_lr3e-3_lora_teacher lora_r64_lr3e-3_10ep_lora_teacher
+  lora_r64_lr3e-3_10ep_lora_teacher_r8 data10k_lora_lr3e-3}")
 for name in ${names[@]}; do
   echo "== $name: ${GRID[$name]}"
   "$PY" -m interp.study run lm-numbers --preset small --seeds 3 \
