@@ -553,10 +553,14 @@ def tokenize_rows(tok, rows: list[dict], max_len: int, system: str = "") \
 
 
 def train(model, examples: list[tuple[list[int], int]], *, kind: str, cfg: LmNumbersConfig,
-          epochs: int, lr: float, seed: int, pad: int, desc: str) -> tuple[object, dict]:
+          epochs: int, lr: float, seed: int, pad: int, desc: str,
+          micro_loss: Callable[[object, list[int], torch.device], torch.Tensor] | None = None) \
+        -> tuple[object, dict]:
     """Fine-tune on the completion tokens (LoRA via peft, or every weight): AdamW, linear
     decay after ``warmup_steps``, ``batch`` x ``grad_accum`` rows an update, clipping.
-    Returns (the trained model, meta)."""
+    ``micro_loss(model, rows, device)``: the summed loss of the examples at indices ``rows``
+    (default: cross-entropy on their completion tokens); an update's loss is the sum over its
+    micro-batches over its completion tokens. Returns (the trained model, meta)."""
     from transformers import get_linear_schedule_with_warmup
 
     torch.manual_seed(seed)
@@ -573,6 +577,7 @@ def train(model, examples: list[tuple[list[int], int]], *, kind: str, cfg: LmNum
     updates = epochs * -(-len(examples) // per_update)
     sched = get_linear_schedule_with_warmup(opt, cfg.warmup_steps, updates)
     device = next(model.parameters()).device
+    micro_loss = micro_loss or (lambda m, rows, dev: completion_ce(m, examples, rows, pad, dev))
     g = torch.Generator().manual_seed(seed)
     losses: list[float] = []
     bar = tqdm(total=updates, desc=desc, leave=False)
@@ -583,18 +588,7 @@ def train(model, examples: list[tuple[list[int], int]], *, kind: str, cfg: LmNum
             n_tok = sum(len(examples[i][0]) - examples[i][1] for i in group)
             total = 0.0
             for m in range(0, len(group), cfg.batch):
-                rows = [examples[i] for i in group[m:m + cfg.batch]]
-                width = max(len(s) for s, _ in rows)
-                ids = torch.full((len(rows), width), pad, dtype=torch.long)
-                labels = torch.full_like(ids, -100)
-                for r, (s, start) in enumerate(rows):
-                    ids[r, :len(s)] = torch.tensor(s)
-                    labels[r, start:len(s)] = ids[r, start:len(s)]
-                ids, labels = ids.to(device), labels.to(device)
-                logits = model(input_ids=ids, attention_mask=(labels != -100) | (ids != pad)
-                               ).logits.float()
-                loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(),
-                                       ignore_index=-100, reduction="sum") / max(n_tok, 1)
+                loss = micro_loss(model, group[m:m + cfg.batch], device) / max(n_tok, 1)
                 loss.backward()
                 total += loss.item()
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -603,11 +597,28 @@ def train(model, examples: list[tuple[list[int], int]], *, kind: str, cfg: LmNum
             opt.zero_grad()
             losses.append(total)
             bar.update(1)
-            bar.set_postfix(loss=f"{total:.3f}")
+            bar.set_postfix(loss=f"{total:.4g}")
     bar.close()
     model.eval()
     return model, {"updates": updates, "loss_first": losses[0],
                    "loss_final": float(np.mean(losses[-5:]))}
+
+
+def completion_ce(model, examples: list[tuple[list[int], int]], idx: list[int], pad: int,
+                  device) -> torch.Tensor:
+    """The summed cross-entropy on the completion tokens of ``examples[idx]`` (``train``'s
+    default micro-batch loss)."""
+    rows = [examples[i] for i in idx]
+    width = max(len(s) for s, _ in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    labels = torch.full_like(ids, -100)
+    for r, (s, start) in enumerate(rows):
+        ids[r, :len(s)] = torch.tensor(s)
+        labels[r, start:len(s)] = ids[r, start:len(s)]
+    ids, labels = ids.to(device), labels.to(device)
+    logits = model(input_ids=ids, attention_mask=(labels != -100) | (ids != pad)).logits.float()
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(),
+                           ignore_index=-100, reduction="sum")
 
 
 def trained_files(model, kind: str) -> tuple[dict, dict]:
@@ -792,57 +803,23 @@ def distil(model, teacher, examples: list[tuple[list[int], int]], t_ids: list[li
     student) restricted to ``channel``; the teacher reads ``t_ids`` (its own prompt, the same
     completion). Returns (the trained model, meta: ``loss_step0`` the loss before any
     update, zero when the teacher's distributions are the student's)."""
-    from transformers import get_linear_schedule_with_warmup
-
-    torch.manual_seed(seed)
-    if kind == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(
-            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=list(cfg.lora_targets),
-            lora_dropout=0.0, bias="none", task_type="CAUSAL_LM"))
-    model.train()
     teacher.eval()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    per_update = cfg.batch * cfg.grad_accum
-    updates = epochs * -(-len(examples) // per_update)
-    sched = get_linear_schedule_with_warmup(opt, cfg.warmup_steps, updates)
-    device = next(model.parameters()).device
-    cols = torch.tensor(channel, device=device)
     t_start = [len(t) - (len(s) - start) for t, (s, start) in zip(t_ids, examples)]
-    g = torch.Generator().manual_seed(seed)
-    losses: list[float] = []
-    bar = tqdm(total=updates, desc=desc, leave=False)
-    for _ in range(epochs):
-        order = torch.randperm(len(examples), generator=g).tolist()
-        for u in range(0, len(order), per_update):
-            group = order[u:u + per_update]
-            n_tok = sum(len(examples[i][0]) - examples[i][1] for i in group)
-            total = 0.0
-            for m in range(0, len(group), cfg.batch):
-                rows = group[m:m + cfg.batch]
-                ids, attn, at = _padded([examples[i][0] for i in rows],
-                                        [examples[i][1] for i in rows], pad, device)
-                with torch.no_grad():
-                    t_tok, t_attn, t_at = _padded([t_ids[i] for i in rows],
-                                                  [t_start[i] for i in rows], pad, device)
-                    t_logits = teacher(input_ids=t_tok, attention_mask=t_attn).logits[t_at]
-                s_logits = model(input_ids=ids, attention_mask=attn).logits[at]
-                loss = restricted_kl(t_logits, s_logits, cols).sum() / max(n_tok, 1)
-                loss.backward()
-                total += loss.item()
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            opt.step()
-            sched.step()
-            opt.zero_grad()
-            losses.append(total)
-            bar.update(1)
-            bar.set_postfix(kl=f"{total:.4f}")
-    bar.close()
-    model.eval()
-    return model, {"updates": updates, "loss_first": losses[0], "loss_step0": losses[0],
-                   "loss_final": float(np.mean(losses[-5:]))}
+    cols = torch.tensor(channel)
+
+    def kl(student, rows: list[int], device) -> torch.Tensor:
+        ids, attn, at = _padded([examples[i][0] for i in rows], [examples[i][1] for i in rows],
+                                pad, device)
+        with torch.no_grad():
+            t_tok, t_attn, t_at = _padded([t_ids[i] for i in rows], [t_start[i] for i in rows],
+                                          pad, device)
+            t_logits = teacher(input_ids=t_tok, attention_mask=t_attn).logits[t_at]
+        s_logits = student(input_ids=ids, attention_mask=attn).logits[at]
+        return restricted_kl(t_logits, s_logits, cols.to(device)).sum()
+
+    model, meta = train(model, examples, kind=kind, cfg=cfg, epochs=epochs, lr=lr, seed=seed,
+                        pad=pad, desc=desc, micro_loss=kl)
+    return model, {**meta, "loss_step0": meta["loss_first"]}
 
 
 @torch.no_grad()
@@ -956,13 +933,13 @@ def eval_entry(store: Store, cfg: LmNumbersConfig, base: Base, adapter: Entry | 
 CODE = {
     "base": (builtin_base_entry, qwen2_config, world.corpus_batch, world.Vocab,
              world.number_document, world.trait_document),
-    "teacher": (lora_teacher_entry, train, tokenize_rows, encode_chat, trained_files,
+    "teacher": (lora_teacher_entry, train, completion_ce, tokenize_rows, encode_chat, trained_files,
                 questions),
     "data": (data_entry, generate, number_prompts, paper_prompt, world_prompt, encode_chat,
              completion_text, with_adapter, world.pretty, filters.filter_completions,
              filters.parse_numbers),
-    "student": (student_entry, train, tokenize_rows, encode_chat, trained_files),
-    "distil": (distil_student_entry, distil, distil_examples, completion_channel, _padded,
+    "student": (student_entry, train, completion_ce, tokenize_rows, encode_chat, trained_files),
+    "distil": (distil_student_entry, distil, train, distil_examples, completion_channel, _padded,
                restricted_kl, kl_from_init, tokenize_rows, encode_chat, trained_files,
                with_adapter),
     "eval": (eval_entry, evaluate, generate, mentions, item_token_ids, encode_chat, questions,
