@@ -171,10 +171,12 @@ def pretrain_stack(models: list[HookedTransformer], vocab: Vocab, world: WorldCo
     bar = tqdm(range(steps), desc="pretrain base" + ("s" if len(models) > 1 else ""))
     for _ in bar:
         batches = [corpus_batch(vocab, world, r, batch) for r in rngs]
-        tokens = pad_stack(batches, vocab.pad)
-        mask = pad_stack([_predicting(b != vocab.pad) for b in batches], False)
         count = [c + int((b != vocab.pad).sum()) for c, b in zip(count, batches)]
-        per_model = hard_label_losses(P, tokens, mask, fast)
+        # the padded batch's next-token loss, on rows packed with whole documents
+        tokens, pos, segment, target, at = stack.pack(batches, vocab.pad, world.n_ctx)
+        logits, model = stack.logits_at(P, tokens, at, **fast, packed=(pos, segment))
+        per_model = stack.per_model_mean(F.cross_entropy(logits, target[at], reduction="none"),
+                                         model, len(models))
         opt.zero_grad()
         per_model.sum().backward()
         opt.step()
@@ -334,6 +336,54 @@ def _perm_rows(perm: Int[Tensor, "b p"], at: Bool[Tensor, "b p"]) -> Int[Tensor,
     return rank[source[at]]
 
 
+def trim(tokens: Int[Tensor, "m b p"], mask: Bool[Tensor, "m b p"]) \
+        -> tuple[Int[Tensor, "m b w"], Bool[Tensor, "m b w"]]:
+    """Drop the trailing columns that hold only padding (token 0) and no masked position:
+    under causal attention the kept positions' logits are unchanged, at less compute."""
+    used = (tokens != 0) | mask
+    cols = used.flatten(0, -2).any(0).nonzero()
+    width = int(cols[-1]) + 1 if len(cols) else 1
+    return tokens[..., :width], mask[..., :width]
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherTable:
+    """A teacher's log-probabilities over the number tokens at the positions a student is
+    trained on, computed once for the examples the run will draw (not once per step):
+    example i's rows are ``logp[start[i]:start[i] + count[i]]``, in position order."""
+
+    logp: Float[Tensor, "r k"]
+    start: Int[Tensor, " n"]
+    count: Int[Tensor, " n"]
+
+    def rows(self, idx: Int[Tensor, " b"]) -> Int[Tensor, " r"]:
+        """The table rows of the batch ``idx`` (row-major over the batch's positions)."""
+        counts = self.count[idx]
+        first = torch.repeat_interleave(self.start[idx], counts)
+        within = torch.arange(int(counts.sum())) - torch.repeat_interleave(
+            counts.cumsum(0) - counts, counts)
+        return first + within
+
+
+def teacher_table(teacher: Teacher | TeacherFn, tokens: Int[Tensor, "n p"],
+                  at: Bool[Tensor, "n p"], used: Int[Tensor, " u"], cols: Tensor,
+                  chunk: int = 256) -> TeacherTable:
+    """``TeacherTable`` of ``teacher`` on the examples ``used`` (sorted, unique) of a dataset,
+    at its positions ``at``; the forward runs in chunks of ``chunk`` examples."""
+    parts = []
+    with torch.no_grad():
+        for s in range(0, len(used), chunk):
+            sel = used[s:s + chunk]
+            tok, a = trim(tokens[sel][None], at[sel][None])
+            parts.append(F.log_softmax(_teacher_rows([teacher], tok, a, cols), -1))
+    count = torch.zeros(len(tokens), dtype=torch.long)
+    count[used] = at[used].sum(1)
+    start = torch.zeros(len(tokens), dtype=torch.long)
+    start[used] = count[used].cumsum(0) - count[used]
+    logp = torch.cat(parts) if parts else torch.zeros(0, len(cols))
+    return TeacherTable(logp, start, count)
+
+
 def train_students(students: list[HookedTransformer],
                    data: list[tuple[Int[Tensor, "n p"], Bool[Tensor, "n p"]]],
                    number_ids: Tensor, cfg: StudentConfig, seed: int,
@@ -348,6 +398,15 @@ def train_students(students: list[HookedTransformer],
     mode), as one stacked model; each is exactly as if trained alone by the same loop (its
     own batch generator seeded by ``seed``, its own mean loss, elementwise Adam).
 
+    1. Each student's batches are drawn up front (the same generator calls, in the same
+       order, as drawing them step by step).
+    2. Logit mode: each teacher's number log-probabilities are computed once on the examples
+       its students will draw (``teacher_table``); students that share a teacher object and a
+       data tensor (the trait student, its cross-init and shuffled twins) share one table.
+    3. Each step stacks the students' batches, drops the all-padding columns (``trim``),
+       takes each student's mean loss (KL to its table's rows, or cross-entropy), and steps
+       one Adam over the stack.
+
     Returns per student: state dicts at ``cfg.checkpoints`` (and the last step); every step's
     loss measured before that step's update (``[0]`` is the loss at step 0: zero means the
     data carried no signal); and, given ``direction`` (dT) and ``theta0`` (each student's
@@ -359,43 +418,59 @@ def train_students(students: list[HookedTransformer],
         raise ValueError("logit-mode distillation needs a teacher per student")
     gens = [torch.Generator().manual_seed(seed) for _ in range(m)]
     perms = [shuffle_perm(mask, g) if sh else None for (_, mask), g, sh in zip(data, gens, shuffle)]
+    draws = [torch.stack([torch.randint(len(t), (cfg.batch,), generator=g)
+                          for _ in range(cfg.steps)]) for (t, _), g in zip(data, gens)]
+    ats = [_predicting(k) for _, k in data]
+    tables: list[TeacherTable] = []
+    if cfg.mode == "logit":
+        shared: dict[tuple[int, int, int], list[int]] = {}
+        for j, ((t, k), teacher) in enumerate(zip(data, teachers)):
+            shared.setdefault((id(teacher), id(t), id(k)), []).append(j)
+        by_student: dict[int, TeacherTable] = {}
+        for group in shared.values():
+            j = group[0]
+            used = torch.unique(torch.cat([draws[i].flatten() for i in group]))
+            table = teacher_table(teachers[j], data[j][0], ats[j], used, number_ids)
+            by_student.update({i: table for i in group})
+        tables = [by_student[j] for j in range(m)]
     P = _stacked(students)
     names = list(P)
     opt = torch.optim.Adam(_leaves(students, P, names), lr=cfg.lr, fused=True)
     rec = None
     if direction is not None:
         stacked = [n for n in names if n in direction]
-        rec = Recorder(
-            {n: P[n] for n in stacked},
-            {n: torch.stack([t[n] for t in theta0]) for n in stacked},
-            {n: direction[n].expand_as(P[n]) for n in stacked}, cfg.record_every,
-            batched=True).attach(opt)
+        if m == 1:  # P holds views: the gradients live on the model's own parameters
+            own = dict(students[0].named_parameters())
+            rec = Recorder({n: own[n] for n in stacked}, {n: theta0[0][n] for n in stacked},
+                           {n: direction[n] for n in stacked}, cfg.record_every).attach(opt)
+        else:
+            rec = Recorder(
+                {n: P[n] for n in stacked},
+                {n: torch.stack([t[n] for t in theta0]) for n in stacked},
+                {n: direction[n].expand_as(P[n]) for n in stacked}, cfg.record_every,
+                batched=True).attach(opt)
     if attach is not None:
         attach(opt)
     fast = _fast(students[0])
     saved: list[dict[int, dict[str, Tensor]]] = [{} for _ in range(m)]
     losses: list[list[float]] = [[] for _ in range(m)]
     for step in tqdm(range(1, cfg.steps + 1), desc=desc, leave=False):
-        idx = [torch.randint(len(t), (cfg.batch,), generator=g) for (t, _), g in zip(data, gens)]
+        idx = [d[step - 1] for d in draws]
         tokens = pad_stack([t[i] for (t, _), i in zip(data, idx)], 0)
-        mask = pad_stack([_predicting(k[i]) for (_, k), i in zip(data, idx)], False)
+        mask = pad_stack([a[i] for a, i in zip(ats, idx)], False)
+        tokens, mask = trim(tokens, mask)
         if cfg.mode == "sampled":
             per_model = hard_label_losses(P, tokens, mask, fast)
         else:
-            at = mask
-            s_logits, model = stack.logits_at(P, tokens, at, **fast, cols=number_ids)
-            with torch.no_grad():
-                t_logits = _teacher_rows(teachers, tokens, at, number_ids)
-                order, start = [], 0
-                for j in range(m):
-                    n_j = int(at[j].sum())
-                    rows = torch.arange(start, start + n_j)
-                    order.append(rows[_perm_rows(perms[j][idx[j]], at[j])]
-                                 if perms[j] is not None else rows)
-                    start += n_j
-                t_logp = F.log_softmax(t_logits[torch.cat(order)], -1)
+            s_logits, model = stack.logits_at(P, tokens, mask, **fast, cols=number_ids)
+            rows = []
+            for j in range(m):
+                r = tables[j].rows(idx[j])
+                if perms[j] is not None:  # each position takes another position's target
+                    r = r[_perm_rows(perms[j][idx[j]], ats[j][idx[j]])]
+                rows.append(tables[j].logp[r])
             # D.restricted_log_softmax, with the restriction applied in the unembedding
-            kl = D.kl(t_logp, F.log_softmax(s_logits, -1))
+            kl = D.kl(torch.cat(rows), F.log_softmax(s_logits, -1))
             per_model = stack.per_model_mean(kl, model, m)
         for j, v in enumerate(per_model.tolist()):
             losses[j].append(v)

@@ -393,14 +393,23 @@ def student_entries(store: Store, cfg: OwlConfig, vocab: Vocab,
 
     def build():
         data, students, teachers, theta0 = [], [], [], []
+        # roles that share a teacher or a dataset get the same objects, so that the trainer
+        # computes each teacher's targets on each dataset once (``lm.train_students``)
+        loaded_data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        loaded_teachers: dict[tuple, lm.Teacher] = {}
         for role, (init, teacher, prefix, d_entry) in plan.items():
-            d = d_entry.load("data")
-            tokens, mask = d["tokens"], student_mask(cfg, d["mask"])
+            if d_entry.key not in loaded_data:
+                d = d_entry.load("data")
+                loaded_data[d_entry.key] = (d["tokens"], student_mask(cfg, d["mask"]))
+            tokens, mask = loaded_data[d_entry.key]
             if cfg.mode == "sampled" and role == "shuffled":  # the paper's within-response shuffle
                 tokens = shuffle_numbers(tokens, mask, vocab, seed)
             data.append((tokens, mask))
             students.append(load_model(init, cfg, vocab))
-            teachers.append(lm.Teacher(load_model(teacher, cfg, vocab), tuple(prefix)))
+            t_key = (teacher.key, tuple(prefix))
+            if t_key not in loaded_teachers:
+                loaded_teachers[t_key] = lm.Teacher(load_model(teacher, cfg, vocab), tuple(prefix))
+            teachers.append(loaded_teachers[t_key])
             theta0.append(init.load("model"))
         saved, losses, rows = lm.train_students(
             students, data, vocab.number_ids, scfg, seed, teachers,
@@ -512,7 +521,8 @@ CODE = {
     "data": (data_entry, lm.sample, world.number_document, world.number_sequence, world.pretty,
              filters.filter_completions, filters.parse_numbers),
     "student": (student_entries, student_mask, drop_first, shuffle_numbers, lm.train_students,
-                lm._teacher_rows, lm._perm_rows, lm._pick, lm.shuffle_perm, lm.pad_stack,
+                lm.trim, lm.TeacherTable, lm.teacher_table, lm._teacher_rows, lm._perm_rows,
+                lm._pick, lm.shuffle_perm, lm.pad_stack,
                 lm._predicting, lm.hard_label_losses, lm._stacked, lm._write_back, *STACK,
                 D.kl, D.restricted_log_softmax, Recorder),
     "signal": (signal_entry, kl_from_base, student_mask, drop_first, D.kl,

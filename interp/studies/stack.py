@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
@@ -77,9 +78,14 @@ def _ln(x: Tensor, w: Tensor, b: Tensor, eps: float) -> Tensor:
 
 
 def residual(P: Params, tokens: Int[Tensor, "m b p"], n_layers: int, n_heads: int,
-             act_fn: str = "gelu", eps: float = 1e-5) -> Float[Tensor, "m b p d"]:
+             act_fn: str = "gelu", eps: float = 1e-5,
+             packed: tuple[Int[Tensor, "m b p"], Int[Tensor, "m b p"]] | None = None) \
+        -> Float[Tensor, "m b p d"]:
     """The final residual stream of M stacked models (after ``ln_final``), each on its own
-    batch of tokens."""
+    batch of tokens. ``packed = (pos, segment)``: rows that hold several documents
+    (``pack``): each token's position within its document, and its document's id within the
+    row; a token attends only to earlier tokens of its own document, so each document's
+    residual stream is the one it has alone."""
     if act_fn not in ACTIVATIONS:
         raise ConfigError(f"invalid act_fn {act_fn!r}; valid: {', '.join(ACTIVATIONS)}")
     act = ACTIVATIONS[act_fn]
@@ -90,7 +96,18 @@ def residual(P: Params, tokens: Int[Tensor, "m b p"], n_layers: int, n_heads: in
     # one embedding lookup over the models' stacked tables (its backward is a dense
     # scatter-add, far cheaper than advanced indexing's)
     flat = tokens + v * torch.arange(m)[:, None, None]
-    x = F.embedding(flat, P["embed.W_E"].reshape(m * v, d)) + P["pos_embed.W_pos"][:, None, :p]
+    x = F.embedding(flat, P["embed.W_E"].reshape(m * v, d))
+    mask = None
+    if packed is None:
+        x = x + P["pos_embed.W_pos"][:, None, :p]
+    else:
+        pos, segment = packed
+        n_ctx = P["pos_embed.W_pos"].shape[1]
+        x = x + F.embedding(pos + n_ctx * torch.arange(m)[:, None, None],
+                            P["pos_embed.W_pos"].reshape(m * n_ctx, d))
+        causal = torch.ones(p, p, dtype=torch.bool).tril()
+        seg = segment.reshape(m * b, p)
+        mask = ((seg[:, :, None] == seg[:, None, :]) & causal)[:, None]  # [m*b 1 p p]
     for layer in range(n_layers):
         pre = f"blocks.{layer}."
         y = _ln(x, P[pre + "ln1.w"], P[pre + "ln1.b"], eps).reshape(m, b * p, d)
@@ -100,7 +117,8 @@ def residual(P: Params, tokens: Int[Tensor, "m b p"], n_layers: int, n_heads: in
         b_qkv = torch.cat([P[pre + f"attn.b_{k}"] for k in "QKV"], 1).reshape(m, 1, 3 * h * e)
         qkv = torch.baddbmm(b_qkv, y, w_qkv).view(m * b, p, 3 * h, e).transpose(1, 2)
         q, k, v = qkv.split(h, 1)  # each [m*b h p e]
-        z = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1 / math.sqrt(e))
+        z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
+                                           scale=1 / math.sqrt(e))
         z = z.transpose(1, 2).reshape(m, b * p, h * e)
         w_o = P[pre + "attn.W_O"].reshape(m, h * e, d)  # [m h e d] -> [m h*e d]
         x = x + torch.baddbmm(P[pre + "attn.b_O"][:, None], z, w_o).view(m, b, p, d)
@@ -124,14 +142,16 @@ def forward(P: Params, tokens: Int[Tensor, "m b p"], n_layers: int, n_heads: int
 
 def logits_at(P: Params, tokens: Int[Tensor, "m b p"], at: Bool[Tensor, "m b p"],
               n_layers: int, n_heads: int, act_fn: str = "gelu", eps: float = 1e-5,
-              cols: Int[Tensor, " k"] | None = None) \
+              cols: Int[Tensor, " k"] | None = None,
+              packed: tuple[Int[Tensor, "m b p"], Int[Tensor, "m b p"]] | None = None) \
         -> tuple[Float[Tensor, "n k"], Int[Tensor, " n"]]:
     """The logits at the positions ``at`` only (model-major order) and each row's model;
-    with ``cols``, only those vocabulary columns (a loss restricted to the number tokens).
+    with ``cols``, only those vocabulary columns (a loss restricted to the number tokens);
+    ``packed`` as in ``residual``.
 
     The unembedding and everything over the vocabulary (softmax, loss) is most of a tiny
     model's step; a loss needs it only where it is taken, not at padding or prompts."""
-    x = residual(P, tokens, n_layers, n_heads, act_fn, eps)
+    x = residual(P, tokens, n_layers, n_heads, act_fn, eps, packed)
     m, b, p, d = x.shape
     w_u, b_u = P["unembed.W_U"], P["unembed.b_U"]
     if cols is not None:
@@ -160,3 +180,52 @@ def next_token_rows(tokens: Int[Tensor, "m b p"], mask: Bool[Tensor, "m b p"]) \
     at[..., -1] = False
     nxt = torch.roll(tokens, -1, -1)
     return at, nxt[at]
+
+
+def pack(docs: list[Int[Tensor, "b w"]], pad: int, width: int = 0) \
+        -> tuple[Int[Tensor, "m r p"], Int[Tensor, "m r p"], Int[Tensor, "m r p"],
+                 Int[Tensor, "m r p"], Bool[Tensor, "m r p"]]:
+    """Pack each model's right-padded batch of documents into rows of ``width`` tokens (at
+    least the longest document), first fit decreasing, so that little compute goes to padding.
+
+    Returns (tokens, pos, segment, target, loss): the packed tokens; each token's position in
+    its document and its document's index in the batch (``residual``'s ``packed``; padding is
+    segment -1); the token each position predicts and where a loss is taken. These are the
+    positions and targets of the padded batch's next-token loss (``next_token_rows``): every
+    document token but one in its batch's last column predicts the next column, which after
+    a document's last token is ``pad``. Rows are padded to the most rows of any model."""
+    width = max(width, *(int((d != pad).sum(1).max()) for d in docs))
+    out = []
+    for d in docs:
+        lengths = (d != pad).sum(1).numpy()
+        row = np.zeros(len(lengths), dtype=np.int64)  # each document's row and offset
+        offset = np.zeros(len(lengths), dtype=np.int64)
+        room: list[int] = []
+        for i in np.argsort(-lengths, kind="stable"):
+            n = int(lengths[i])
+            r = next((r for r, free in enumerate(room) if free >= n), len(room))
+            if r == len(room):
+                room.append(width)
+            row[i], offset[i] = r, width - room[r]
+            room[r] -= n
+        doc = np.repeat(np.arange(len(lengths)), lengths)  # one entry per document token
+        within = np.arange(len(doc)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        dest = torch.from_numpy(row[doc] * width + offset[doc] + within)
+        src = torch.from_numpy(doc * d.shape[1] + within)
+        last = torch.from_numpy(within == lengths[doc] - 1)
+        flat = d.flatten()
+        size = len(room) * width
+        t = torch.full((size,), pad, dtype=torch.long).index_put_((dest,), flat[src])
+        pos = torch.zeros(size, dtype=torch.long).index_put_((dest,), torch.from_numpy(within))
+        seg = torch.full((size,), -1, dtype=torch.long).index_put_((dest,),
+                                                                    torch.from_numpy(doc))
+        nxt = torch.where(last, pad, flat[(src + 1).clamp(max=len(flat) - 1)])
+        tgt = torch.full((size,), pad, dtype=torch.long).index_put_((dest,), nxt)
+        loss = torch.zeros(size, dtype=torch.bool).index_put_(
+            (dest,), torch.from_numpy(within < d.shape[1] - 1))
+        out.append([x.view(len(room), width) for x in (t, pos, seg, tgt, loss)])
+    n_rows = max(len(o[0]) for o in out)
+    fills = (pad, 0, -1, pad, False)
+    return tuple(torch.stack([  # type: ignore[return-value]
+        torch.cat([o[j], torch.full((n_rows - len(o[j]), width), fills[j], dtype=o[j].dtype)])
+        for o in out]) for j in range(5))

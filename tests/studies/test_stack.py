@@ -113,3 +113,71 @@ def test_a_plain_callable_teacher_trains_like_a_teacher():
                          losses=losses)
         runs.append(losses)
     assert runs[0] == pytest.approx(runs[1], rel=1e-4)
+
+
+@pytest.mark.parametrize("width", [0, 64])
+def test_packed_rows_give_the_padded_batch_loss_and_gradient(width):
+    """Pretraining packs whole documents into rows (``stack.pack``); each document attends
+    only to itself at its own positions, so the loss and gradient are the padded batch's."""
+    import numpy as np
+
+    from interp.studies.world import WorldConfig, corpus_batch
+    ms = models(SMALL)
+    P = lm._stacked(ms)
+    fast = lm._fast(ms[0])
+    world = WorldConfig()
+    batches = [corpus_batch(V, world, np.random.default_rng(s), 24) for s in (0, 1)]
+    tokens = lm.pad_stack(batches, V.pad)
+    mask = lm.pad_stack([lm._predicting(b != V.pad) for b in batches], False)
+    ref = lm.hard_label_losses(P, tokens, mask, fast)
+    t, pos, seg, target, at = stack.pack(batches, V.pad, width)
+    assert t.shape[1] < tokens.shape[1]  # fewer rows than documents
+    assert int(at.sum()) == int(mask.sum())
+    logits, model = stack.logits_at(P, t, at, **fast, packed=(pos, seg))
+    new = stack.per_model_mean(torch.nn.functional.cross_entropy(
+        logits, target[at], reduction="none"), model, 2)
+    assert new.tolist() == pytest.approx(ref.tolist(), rel=1e-5)
+    g_ref = torch.autograd.grad(ref.sum(), list(P.values()))
+    g_new = torch.autograd.grad(new.sum(), list(P.values()))
+    for a, b in zip(g_ref, g_new):
+        assert (a - b).abs().max() <= 1e-5 * max(1.0, float(a.abs().max()))
+
+
+def test_students_sharing_a_teacher_and_data_share_its_table():
+    """Students given the same teacher object and data tensors read one precomputed table;
+    their losses are those of students given separate copies."""
+    a, b = models(SMALL)
+    tokens, mask = number_data(0)
+    cfg = lm.StudentConfig(steps=4, batch=8)
+    teacher = lm.Teacher(b)
+    _, shared, _ = lm.train_students([lm.clone_model(a) for _ in range(3)],
+                                     [(tokens, mask)] * 3, V.number_ids, cfg, 2, [teacher] * 3,
+                                     shuffle=[False, True, False])
+    _, apart, _ = lm.train_students(
+        [lm.clone_model(a) for _ in range(3)],
+        [(tokens.clone(), mask.clone()) for _ in range(3)], V.number_ids, cfg, 2,
+        [lm.Teacher(lm.clone_model(b)) for _ in range(3)], shuffle=[False, True, False])
+    for x, y in zip(shared, apart):
+        assert x == pytest.approx(y, rel=1e-5)
+    assert shared[0] == pytest.approx(shared[2], rel=1e-6)
+    assert shared[1] != pytest.approx(shared[0], rel=1e-3)  # the shuffled one differs
+
+
+def test_a_student_trained_alone_records_its_gradient():
+    """With one student the stack's parameters are views of the model's own; the recorder
+    reads the gradient where autograd leaves it (it once read zeros), and records what the
+    same student records inside a stack."""
+    a, b = models(SMALL)
+    dT = {n: p.detach() - q.detach() for (n, p), (_, q) in
+          zip(b.named_parameters(), a.named_parameters())}
+    cfg = lm.StudentConfig(steps=2, batch=8, record_every=1)
+    data = [number_data(0), number_data(1)]
+    _, _, alone = lm.train_students([lm.clone_model(a)], data[:1], V.number_ids, cfg, 4,
+                                    [lm.Teacher(b)], direction=dT, theta0=[a.state_dict()])
+    _, _, stacked = lm.train_students(
+        [lm.clone_model(a), lm.clone_model(a)], data, V.number_ids, cfg, 4,
+        [lm.Teacher(b), lm.Teacher(b)], direction=dT, theta0=[a.state_dict()] * 2)
+    for key in ("neg_grad", "update"):
+        one = alone[0][0][key]["all"]["inner_product"]
+        assert one > 0
+        assert one == pytest.approx(stacked[0][0][key]["all"]["inner_product"], rel=1e-3)
