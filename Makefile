@@ -14,10 +14,9 @@ export WANDB_MODE := disabled
 
 # the default study's independent stages on worker processes (interp/__init__.py): three, one
 # per seed, so that on two cores no core idles while the last seed's chain runs; each gets
-# cores // 3 threads (at least 1)
+# cores // 3 threads (at least 1); interp.demo is interp.align then interp.fingerprint in one process
 demo: .venv/.installed
-	INTERP_WORKERS=$${INTERP_WORKERS:-3} $(PY) -m interp.align
-	INTERP_WORKERS=$${INTERP_WORKERS:-3} $(PY) -m interp.fingerprint
+	INTERP_WORKERS=$${INTERP_WORKERS:-3} $(PY) -m interp.demo
 
 test: .venv/.installed
 	$(PY) -m pytest

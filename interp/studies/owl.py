@@ -440,14 +440,19 @@ def kl_from_base(model: HookedTransformer, base: HookedTransformer,
                  tokens: Int[Tensor, "n p"], mask: Bool[Tensor, "n p"],
                  number_ids: Tensor, batch: int = 256) -> float:
     """Mean KL(model || base) of the next-token distributions restricted to the number
-    channel, at the masked positions: how far the outputs moved from the base's on the data."""
+    channel, at the masked positions: how far the outputs moved from the base's on the data.
+    (Both models as one stack, logits only at the masked positions and number columns.)"""
+    P = stack.stack([model.state_dict(), base.state_dict()],
+                    [n for n, _ in model.named_parameters()])
     total, count = 0.0, 0
     for i in range(0, len(tokens), batch):
-        tok, m = tokens[i:i + batch], mask[i:i + batch]
-        kl = D.kl(D.restricted_log_softmax(model(tok), number_ids),
-                  D.restricted_log_softmax(base(tok), number_ids))
-        total += float((kl * m).sum())
-        count += int(m.sum())
+        tok, m = lm.trim(tokens[i:i + batch][None], mask[i:i + batch][None])
+        logits, _ = stack.logits_at(P, tok.expand(2, -1, -1), m.expand(2, -1, -1),
+                                    **lm._fast(model), cols=number_ids)
+        logp = F.log_softmax(logits, -1)
+        n = len(logp) // 2
+        total += float(D.kl(logp[:n], logp[n:]).sum())
+        count += n
     return total / max(count, 1)
 
 
@@ -506,7 +511,7 @@ def trait_rates(model: HookedTransformer, vocab: Vocab, cfg: OwlConfig, n_sample
 
 
 STACK = (stack.residual, stack.logits_at, stack.per_model_mean, stack.next_token_rows,
-         stack.stack, stack.unstack, stack._ln)  # the stacked training forward
+         stack.stack, stack.unstack, stack._ln, stack.pack)  # the stacked training forward
 
 # the code each stage's key digests (the builder and what it calls): editing any of these
 # rebuilds that stage and, through the keys, every stage downstream of it
@@ -518,15 +523,15 @@ CODE = {
              world.pad),
     "teacher": (teacher_entry, trait_answers, lm.finetune, lm.hard_label_losses, lm._stacked,
                 lm._predicting, *STACK),
-    "data": (data_entry, lm.sample, world.number_document, world.number_sequence, world.pretty,
-             filters.filter_completions, filters.parse_numbers),
+    "data": (data_entry, lm.sample, lm.draw, world.number_document, world.number_sequence,
+             world.pretty, filters.filter_completions, filters.parse_numbers),
     "student": (student_entries, student_mask, drop_first, shuffle_numbers, lm.train_students,
                 lm.trim, lm.TeacherTable, lm.teacher_table, lm._teacher_rows, lm._perm_rows,
                 lm._pick, lm.shuffle_perm, lm.pad_stack,
                 lm._predicting, lm.hard_label_losses, lm._stacked, lm._write_back, *STACK,
                 D.kl, D.restricted_log_softmax, Recorder),
-    "signal": (signal_entry, kl_from_base, student_mask, drop_first, D.kl,
-               D.restricted_log_softmax),
+    "signal": (signal_entry, kl_from_base, student_mask, drop_first, D.kl, lm.trim, lm._fast,
+               *STACK),
     "eval": (trait_rates, world.question_prompt, world.Category),
 }
 
