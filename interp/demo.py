@@ -1,27 +1,69 @@
 """``python -m interp.demo`` (what ``make demo`` runs): the default study and both reports.
 
-1. ``python -m interp.align``: runs (or reuses from the cache) the default owl-numbers
-   study, its independent stages on ``INTERP_WORKERS`` processes, and writes the align
-   report beside the run.
-2. ``python -m interp.fingerprint`` on the same run: SAEs, features, the causal check, the
-   circuit.
+1. Run (or reuse from the cache) the default owl-numbers study, its independent stages on
+   ``INTERP_WORKERS`` processes.
+2. With more than one worker, and when they are not in the store yet, start a second
+   process that builds the fingerprint's SAE corpus activations and SAEs into the store
+   (``interp.analysis.fingerprint.prepare``), so that they use the core the align report
+   leaves idle.
+3. ``python -m interp.align`` on the run: the align report.
+4. Wait for the second process; ``python -m interp.fingerprint`` on the run finds its
+   SAEs in the store (or builds them, if that process failed).
 
-The same as running the two commands one after the other, with one interpreter start-up
-instead of two. Exit status: the first command's when it fails, else the second's.
+The same reports, byte for byte, as running ``python -m interp.align`` and then
+``python -m interp.fingerprint``, with one interpreter start-up instead of two. Exit
+status: the first command's when it fails, else the second's.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
+
+log = logging.getLogger(__name__)
+
+
+def _prepare(run_dir: str) -> None:
+    from interp.analysis.fingerprint import prepare
+
+    prepare(run_dir)  # the entries are what it leaves behind
 
 
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(prog="python -m interp.demo",
                             description=__doc__.split("\n")[0]).parse_args(argv)
-    from interp import align, fingerprint
+    import multiprocessing as mp
 
-    return align.main([]) or fingerprint.main([])
+    from interp import align, fingerprint, requested_workers
+    from interp.analysis.fingerprint import prepare
+    from interp.cli import run_cli, setup_logging
+    from interp.studies.runner import run_dir_or_default
+
+    setup_logging()
+    run: list[str] = []
+    if run_cli(lambda: run.append(str(run_dir_or_default(None)))):
+        return 2
+    helper = None
+    if requested_workers() > 1 and not prepare(run[0], cached_only=True):
+        # the helper's bars would interleave with the report's; it keys its entries with the
+        # thread count every process of this run has (INTERP_THREADS, set at import)
+        old = os.environ.get("TQDM_DISABLE")
+        os.environ["TQDM_DISABLE"] = "1"
+        helper = mp.get_context("spawn").Process(target=_prepare, args=(run[0],))
+        helper.start()
+        if old is None:
+            del os.environ["TQDM_DISABLE"]
+        else:
+            os.environ["TQDM_DISABLE"] = old
+    rc = align.main(run)
+    if helper is not None:
+        helper.join()
+        if helper.exitcode:
+            log.warning("the SAE process failed (exit %s); the fingerprint builds its SAEs",
+                        helper.exitcode)
+    return rc or fingerprint.main(run)
 
 
 if __name__ == "__main__":

@@ -271,29 +271,9 @@ def compute(run_dir: Path, art: dict, summary: dict, fcfg: FingerprintConfig, st
     cfg, vocab, target = world.config, world.vocab, world.target
     split = prompt_split(summary, cfg.category, fcfg.split_seed)
     seeds = list(art["seeds"])
-    roles0 = art["seeds"][seeds[0]]
-    base = lm.from_artifacts(art["model"], roles0["theta_0"])
-    names = hook_names(base)
-
-    # SAEs on the base's residual stream, from the activation cache
-    corpus = sae_corpus(cfg, vocab, fcfg, read_tensors(roles0["data"])["tokens"], world.corpus)
-    corpus_acts = activations(base, corpus, names, store, label="sae corpus")
+    names, corpus, corpus_acts, saes, quality, pretrained = base_saes(art, summary, fcfg, store,
+                                                                      pretrained)
     cmask = corpus != vocab.pad
-    sources = [corpus_acts]
-    if fcfg.sae_data == "base+teachers":
-        sources += [activations(lm.from_artifacts(art["model"], art["seeds"][s]["teacher"]),
-                                corpus, names, store, label="sae corpus") for s in seeds]
-    saes, quality = {}, {}
-    if isinstance(pretrained, list):
-        pretrained = load_pretrained(pretrained, names)
-    pretrained = pretrained or {}
-    for h in tqdm(names, desc="SAEs"):
-        if h in pretrained:
-            saes[h] = pretrained[h]
-            quality[h] = sae_quality(saes[h], corpus_acts[h][cmask])
-        else:
-            saes[h], quality[h] = cached_sae(store, torch.cat([a[h][cmask] for a in sources]),
-                                             fcfg.sae, h)
     enc = {h: (lambda x, h=h: saes[h].encode(x)) for h in names}
     with torch.no_grad():
         alive = {h: ((enc[h](corpus_acts[h][cmask]) != 0).any(0)).nonzero()[:, 0] for h in names}
@@ -319,6 +299,64 @@ def compute(run_dir: Path, art: dict, summary: dict, fcfg: FingerprintConfig, st
                                            CircuitConfig(split_seed=fcfg.split_seed),
                                            circuit_analyse)
     return result, saes
+
+
+def base_saes(art: dict, summary: dict, fcfg: FingerprintConfig, store: Store,
+              pretrained: dict | list[str] | None) \
+        -> tuple[list[str], Tensor, dict, dict, dict, dict]:
+    """Step 1: an SAE per hook on the base's residual stream (with ``sae_data``
+    "base+teachers", also the teachers'), from the activation cache; a pretrained SAE where
+    one is given. Returns (hooks, the SAE corpus, the base's activations on it, hook -> SAE,
+    hook -> its quality, hook -> the pretrained SAE used there)."""
+    from interp.studies.worlds import run_world
+
+    world = run_world(summary)
+    cfg, vocab = world.config, world.vocab
+    seeds = list(art["seeds"])
+    roles0 = art["seeds"][seeds[0]]
+    base = lm.from_artifacts(art["model"], roles0["theta_0"])
+    names = hook_names(base)
+    corpus = sae_corpus(cfg, vocab, fcfg, read_tensors(roles0["data"])["tokens"], world.corpus)
+    corpus_acts = activations(base, corpus, names, store, label="sae corpus")
+    cmask = corpus != vocab.pad
+    sources = [corpus_acts]
+    if fcfg.sae_data == "base+teachers":
+        sources += [activations(lm.from_artifacts(art["model"], art["seeds"][s]["teacher"]),
+                                corpus, names, store, label="sae corpus") for s in seeds]
+    saes, quality = {}, {}
+    if isinstance(pretrained, list):
+        pretrained = load_pretrained(pretrained, names)
+    pretrained = pretrained or {}
+    for h in tqdm(names, desc="SAEs"):
+        if h in pretrained:
+            saes[h] = pretrained[h]
+            quality[h] = sae_quality(saes[h], corpus_acts[h][cmask])
+        else:
+            saes[h], quality[h] = cached_sae(store, torch.cat([a[h][cmask] for a in sources]),
+                                             fcfg.sae, h)
+    return names, corpus, corpus_acts, saes, quality, pretrained
+
+
+def prepare(run_dir: str | Path, fcfg: FingerprintConfig = FingerprintConfig(),
+            cached_only: bool = False, store: Store | None = None) -> bool:
+    """Build the run's SAE corpus activations and SAEs into the store (step 1 alone), so
+    that a later ``analyse`` finds them: ``interp.demo`` runs this in a second process while
+    the align report is computed. With ``cached_only``, build nothing: whether they are all
+    in the store already."""
+    from interp.storage.store import NotCached
+    from interp.studies.runner import load_run
+
+    art, summary = load_run(Path(run_dir))
+    store = store or Store()
+    try:
+        if cached_only:
+            with store.cached_only():
+                base_saes(art, summary, fcfg, store, None)
+        else:
+            base_saes(art, summary, fcfg, store, None)
+    except NotCached:
+        return False
+    return True
 
 
 @torch.no_grad()

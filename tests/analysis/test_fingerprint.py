@@ -257,3 +257,25 @@ def test_a_prompted_teacher_run_is_a_clear_error(owl_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "prompted teacher" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "fingerprint.json").exists()
+
+
+def test_prepared_saes_are_what_the_fingerprint_reads(owl_run, cache_dir):
+    """``prepare`` (interp.demo's second process) builds the SAE corpus activations and
+    the SAEs; the analysis afterwards builds neither again, and says so before."""
+    import dataclasses
+
+    from interp.storage.store import Store
+
+    out, _ = owl_run
+    store = Store(cache_dir)
+    fcfg = dataclasses.replace(SMALL, sae=dataclasses.replace(SMALL.sae, seed=7))  # new SAEs
+    assert not FP.prepare(out, fcfg, cached_only=True, store=store)
+    assert FP.prepare(out, fcfg, store=store)
+    assert FP.prepare(out, fcfg, cached_only=True, store=store)
+
+    def entries():
+        return sorted(str(p.relative_to(store.root)) for kind in ("sae", "activations")
+                      for p in (store.root / kind).glob("*/manifest.json"))
+    before = entries()
+    analyse(out, fcfg, store)
+    assert entries() == before
