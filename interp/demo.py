@@ -6,7 +6,8 @@
    process that builds the fingerprint's SAE corpus activations and SAEs into the store
    (``interp.analysis.fingerprint.prepare``), so that they use the core the align report
    leaves idle.
-3. ``python -m interp.align`` on the run: the align report.
+3. ``python -m interp.align`` on the run: the align report; then the same SAE entries in
+   the opposite order (each process builds about half of them).
 4. Wait for the second process; ``python -m interp.fingerprint`` on the run finds its
    SAEs in the store (or builds them, if that process failed).
 
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["TQDM_DISABLE"] = old
     rc = align.main(run)
     if helper is not None:
+        # the same entries in the opposite order: each process builds about half of them,
+        # waiting on the other's lock where it is building one, and reading it afterwards
+        if not rc:
+            run_cli(lambda: prepare(run[0], reverse=True))
         helper.join()
         if helper.exitcode:
             log.warning("the SAE process failed (exit %s); the fingerprint builds its SAEs",

@@ -38,11 +38,11 @@ from tqdm.auto import tqdm
 
 from interp.analysis.results import Causal, FingerprintResult, PromptSplit, SeedFingerprint
 from interp.analysis.sae import SAEConfig, load_pretrained, save_dir
-from interp.analysis.sae import cached as cached_sae
+from interp.analysis.sae import cached_by as cached_sae_by
 from interp.analysis.sae import quality as sae_quality
 from interp.errors import ConfigError, UsageError
 from interp.metrics import features as Fe
-from interp.storage.activations import activations, hook_names
+from interp.storage.activations import activations, activations_entry, digest, hook_names
 from interp.storage.rundir import run_id
 from interp.storage.store import Store, read_tensors
 from interp.studies import lm
@@ -302,12 +302,15 @@ def compute(run_dir: Path, art: dict, summary: dict, fcfg: FingerprintConfig, st
 
 
 def base_saes(art: dict, summary: dict, fcfg: FingerprintConfig, store: Store,
-              pretrained: dict | list[str] | None) \
+              pretrained: dict | list[str] | None, reverse: bool = False) \
         -> tuple[list[str], Tensor, dict, dict, dict, dict]:
     """Step 1: an SAE per hook on the base's residual stream (with ``sae_data``
     "base+teachers", also the teachers'), from the activation cache; a pretrained SAE where
-    one is given. Returns (hooks, the SAE corpus, the base's activations on it, hook -> SAE,
-    hook -> its quality, hook -> the pretrained SAE used there)."""
+    one is given. An SAE's key names the activation entries it trains on, so a cached SAE
+    reads none but the base's. ``reverse`` builds the missing entries in the opposite order
+    (a second process building the same entries meets the first in the middle). Returns
+    (hooks, the SAE corpus, the base's activations on it, hook -> SAE, hook -> its quality,
+    hook -> the pretrained SAE used there)."""
     from interp.studies.worlds import run_world
 
     world = run_world(summary)
@@ -317,28 +320,42 @@ def base_saes(art: dict, summary: dict, fcfg: FingerprintConfig, store: Store,
     base = lm.from_artifacts(art["model"], roles0["theta_0"])
     names = hook_names(base)
     corpus = sae_corpus(cfg, vocab, fcfg, read_tensors(roles0["data"])["tokens"], world.corpus)
-    corpus_acts = activations(base, corpus, names, store, label="sae corpus")
     cmask = corpus != vocab.pad
-    sources = [corpus_acts]
+    sources = [roles0["theta_0"]]
     if fcfg.sae_data == "base+teachers":
-        sources += [activations(lm.from_artifacts(art["model"], art["seeds"][s]["teacher"]),
-                                corpus, names, store, label="sae corpus") for s in seeds]
+        sources += [art["seeds"][s]["teacher"] for s in seeds]
+    order = list(range(len(sources)))[::-1 if reverse else 1]
+    entries = {i: activations_entry(lm.from_artifacts(art["model"], sources[i]), corpus, names,
+                                    store, label="sae corpus") for i in order}
+    loaded = {0: entries[0].load("acts")}
+
+    def acts(i: int) -> dict[str, Tensor]:
+        if i not in loaded:
+            loaded[i] = entries[i].load("acts")
+        return loaded[i]
+
     saes, quality = {}, {}
     if isinstance(pretrained, list):
         pretrained = load_pretrained(pretrained, names)
     pretrained = pretrained or {}
-    for h in tqdm(names, desc="SAEs"):
+    source_key = {"acts": [entries[i].key for i in range(len(sources))],
+                  "mask": digest(cmask)}
+    for h in tqdm(names[::-1 if reverse else 1], desc="SAEs"):
         if h in pretrained:
             saes[h] = pretrained[h]
-            quality[h] = sae_quality(saes[h], corpus_acts[h][cmask])
+            quality[h] = sae_quality(saes[h], loaded[0][h][cmask])
         else:
-            saes[h], quality[h] = cached_sae(store, torch.cat([a[h][cmask] for a in sources]),
-                                             fcfg.sae, h)
-    return names, corpus, corpus_acts, saes, quality, pretrained
+            saes[h], quality[h] = cached_sae_by(
+                store, source_key,
+                lambda h=h: torch.cat([acts(i)[h][cmask] for i in range(len(sources))]),
+                fcfg.sae, h)
+    return (names, corpus, loaded[0], {h: saes[h] for h in names},
+            {h: quality[h] for h in names}, pretrained)
 
 
 def prepare(run_dir: str | Path, fcfg: FingerprintConfig = FingerprintConfig(),
-            cached_only: bool = False, store: Store | None = None) -> bool:
+            cached_only: bool = False, store: Store | None = None,
+            reverse: bool = False) -> bool:
     """Build the run's SAE corpus activations and SAEs into the store (step 1 alone), so
     that a later ``analyse`` finds them: ``interp.demo`` runs this in a second process while
     the align report is computed. With ``cached_only``, build nothing: whether they are all
@@ -353,7 +370,7 @@ def prepare(run_dir: str | Path, fcfg: FingerprintConfig = FingerprintConfig(),
             with store.cached_only():
                 base_saes(art, summary, fcfg, store, None)
         else:
-            base_saes(art, summary, fcfg, store, None)
+            base_saes(art, summary, fcfg, store, None, reverse)
     except NotCached:
         return False
     return True

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -124,9 +125,19 @@ def cached(store: Store, acts: Float[Tensor, "n d"], cfg: SAEConfig, hook: str) 
         -> tuple[SAE, dict]:
     """The SAE for these activations and config, trained once; (sae, quality)."""
     check(acts, cfg)  # before the held-out split, so the error names the caller's shape
-    key = {"acts": digest(acts), "hook": hook, "sae": cfg}
+    return cached_by(store, {"acts": digest(acts)}, lambda: acts, cfg, hook)
+
+
+def cached_by(store: Store, names: dict, rows: Callable[[], Float[Tensor, "n d"]],
+              cfg: SAEConfig, hook: str) -> tuple[SAE, dict]:
+    """``cached`` keyed by ``names`` (what determines the activations, e.g. the keys of the
+    activation entries they come from), so that a hit reads no activations; ``rows()``
+    gives them when the SAE must be trained."""
+    key = {**names, "hook": hook, "sae": cfg}
 
     def build():
+        acts = rows()
+        check(acts, cfg)
         train_rows, held = split(acts, cfg)
         sae = train(train_rows, cfg, hook)
         return ({"sae": sae.state_dict()},

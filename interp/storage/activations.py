@@ -6,8 +6,8 @@ keys the result by (a digest of the model's weights, a digest of the inputs, the
 so every study, report and notebook that asks the same question shares one store entry
 (kind ``activations``). A second request reads the store and runs no forward pass.
 
-Owns: ``capture``, ``activations``, ``digest``, ``hook_names``. Must not import anything from
-interp outside ``interp.storage``.
+Owns: ``capture``, ``activations`` (and its ``activations_entry``), ``digest``,
+``hook_names``. Must not import anything from interp outside ``interp.storage``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from interp.storage.store import Store
+from interp.storage.store import Entry, Store
 
 log = logging.getLogger("interp.storage.activations")
 
@@ -77,11 +77,21 @@ def activations(model: HookedTransformer, tokens: Int[Tensor, "n pos"], names: S
     if tokens.dtype not in (torch.int64, torch.int32) or tokens.ndim != 2:
         raise ValueError(f"tokens must be an integer tensor [n, pos], got {tokens.dtype} "
                          f"{tuple(tokens.shape)}; tokenize first (model.to_tokens)")
+    return activations_entry(model, tokens, names, store, label, batch).load("acts")
+
+
+def activations_entry(model: HookedTransformer, tokens: Int[Tensor, "n pos"],
+                      names: Sequence[str], store: Store | None = None, label: str = "",
+                      batch: int = 256) -> Entry:
+    """``activations``' store entry, built if missing but not read: its key names the
+    activations (what was run on what), its ``load("acts")`` gives them."""
+    if tokens.dtype not in (torch.int64, torch.int32) or tokens.ndim != 2:
+        raise ValueError(f"tokens must be an integer tensor [n, pos], got {tokens.dtype} "
+                         f"{tuple(tokens.shape)}; tokenize first (model.to_tokens)")
     check_names(model, names)
     store = store or Store()
     key = {"model": digest(model.state_dict()), "inputs": digest(tokens),
            "names": sorted(names)}
-    entry = store.get_or_build("activations", key, lambda: (
+    return store.get_or_build("activations", key, lambda: (
         {"acts": capture(model, tokens, names, batch)},
         {"label": label, "shape": list(tokens.shape)}))
-    return entry.load("acts")

@@ -279,3 +279,7 @@ def test_prepared_saes_are_what_the_fingerprint_reads(owl_run, cache_dir):
     before = entries()
     analyse(out, fcfg, store)
     assert entries() == before
+    # the second process's order (reverse) builds the entries the first order reads
+    other = dataclasses.replace(SMALL, sae=dataclasses.replace(SMALL.sae, seed=8))
+    assert FP.prepare(out, other, store=store, reverse=True)
+    assert FP.prepare(out, other, cached_only=True, store=store)
