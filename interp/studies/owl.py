@@ -101,7 +101,9 @@ class OwlConfig:
     d_model: int = 64
     n_heads: int = 4
     d_mlp: int = 256
-    pretrain_steps: int = 2000
+    # 1500 (was 2000): the last 500 of 2000 steps lower the held-out loss by about 1%
+    # (analyses/pretrain_curve.py); before/after: runs/speedup_before_after.md
+    pretrain_steps: int = 1500
     pretrain_batch: int = 64
     pretrain_lr: float = 3e-3
     base_seed: int = 0
