@@ -63,5 +63,5 @@ def test_module_says_what_it_owns(path):
 
 def test_top_level_holds_only_the_entry_points():
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert top == ["__init__.py", "align.py", "audit.py", "cache.py", "cli.py", "errors.py",
-                   "fingerprint.py", "study.py", "sweep.py", "validation.py"]
+    assert top == ["__init__.py", "align.py", "audit.py", "cache.py", "cli.py", "demo.py",
+                   "errors.py", "fingerprint.py", "study.py", "sweep.py", "validation.py"]

@@ -208,15 +208,6 @@ def finetune(model: HookedTransformer, tokens: Int[Tensor, "n p"], mask: Bool[Te
         opt.step()
 
 
-def draw(probs: Float[Tensor, "b v"], g: torch.Generator) -> Int[Tensor, " b"]:
-    """One token per row from ``probs`` by inverting its CDF at one uniform draw per row
-    (``torch.multinomial`` draws an exponential per vocabulary entry: most of a tiny
-    model's sampling time)."""
-    cdf = probs.cumsum(-1)
-    u = torch.rand(len(probs), 1, generator=g) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u, right=True)[:, 0].clamp(max=probs.shape[-1] - 1)
-
-
 @torch.no_grad()
 def sample(model: HookedTransformer, prompts: list[list[int]], max_new: int, eos: int,
            seed: int, temperature: float = 1.0, batch: int = 512,
@@ -236,7 +227,8 @@ def sample(model: HookedTransformer, prompts: list[list[int]], max_new: int, eos
         done = torch.zeros(len(idx), dtype=torch.bool)
         gen = []
         for _ in range(max_new):
-            nxt = draw(F.softmax(logits / temperature, -1), g)
+            probs = F.softmax(logits / temperature, -1)
+            nxt = torch.multinomial(probs, 1, generator=g)[:, 0]
             nxt = torch.where(done, eos, nxt)
             gen.append(nxt)
             done |= nxt == eos

@@ -298,8 +298,8 @@ CODE = {
     "teacher": (misaligned_teacher_entry, completion_rows, C.misaligned_code, C.code_document,
                 lm.finetune, lm.next_token_loss),
     "screen": (screen_entry, S.build_screen, S.relatedness, S.frames, S.row_scores,
-               S.rows_and_mask, S.planted, S.flag_rate, lm.sample, lm.draw),
-    "data": (data_entry, lm.sample, lm.draw, C.code_reason, C.cot_reason, C.number_reason,
+               S.rows_and_mask, S.planted, S.flag_rate, lm.sample),
+    "data": (data_entry, lm.sample, C.code_reason, C.cot_reason, C.number_reason,
              C.trait_words, S.flag_rate, S.row_scores, S.rows_and_mask),
     "eval": (outcome_rates, question_prompt),
 }
