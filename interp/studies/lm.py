@@ -174,9 +174,10 @@ def pretrain_stack(models: list[HookedTransformer], vocab: Vocab, world: WorldCo
         count = [c + int((b != vocab.pad).sum()) for c, b in zip(count, batches)]
         # the padded batch's next-token loss, on rows packed with whole documents
         tokens, pos, segment, target, at = stack.pack(batches, vocab.pad, world.n_ctx)
-        logits, model = stack.logits_at(P, tokens, at, **fast, packed=(pos, segment))
-        per_model = stack.per_model_mean(F.cross_entropy(logits, target[at], reduction="none"),
-                                         model, len(models))
+        xs = stack.residual_at(P, tokens, at, **fast, packed=(pos, segment))
+        per_model = torch.stack([stack.linear_cross_entropy(
+            x, P["unembed.W_U"][i], P["unembed.b_U"][i], target[i][at[i]])
+            for i, x in enumerate(xs)])
         opt.zero_grad()
         per_model.sum().backward()
         opt.step()

@@ -514,7 +514,8 @@ def trait_rates(model: HookedTransformer, vocab: Vocab, cfg: OwlConfig, n_sample
 
 
 STACK = (stack.residual, stack.logits_at, stack.per_model_mean, stack.next_token_rows,
-         stack.stack, stack.unstack, stack._ln, stack.pack)  # the stacked training forward
+         stack.stack, stack.unstack, stack._ln, stack.pack, stack.residual_at,
+         stack.LinearCrossEntropy, stack.linear_cross_entropy)  # the stacked training forward
 
 # the code each stage's key digests (the builder and what it calls): editing any of these
 # rebuilds that stage and, through the keys, every stage downstream of it

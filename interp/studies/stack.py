@@ -151,17 +151,64 @@ def logits_at(P: Params, tokens: Int[Tensor, "m b p"], at: Bool[Tensor, "m b p"]
 
     The unembedding and everything over the vocabulary (softmax, loss) is most of a tiny
     model's step; a loss needs it only where it is taken, not at padding or prompts."""
-    x = residual(P, tokens, n_layers, n_heads, act_fn, eps, packed)
-    m, b, p, d = x.shape
     w_u, b_u = P["unembed.W_U"], P["unembed.b_U"]
     if cols is not None:
         w_u, b_u = w_u[..., cols], b_u[..., cols]
-    flat = x.reshape(m, b * p, d)
-    where = at.reshape(m, b * p)
-    rows = [torch.addmm(b_u[i], flat[i].index_select(0, where[i].nonzero()[:, 0]), w_u[i])
-            for i in range(m)]
-    model = torch.repeat_interleave(torch.arange(m), where.sum(1))
+    xs = residual_at(P, tokens, at, n_layers, n_heads, act_fn, eps, packed)
+    rows = [torch.addmm(b_u[i], x, w_u[i]) for i, x in enumerate(xs)]
+    model = torch.repeat_interleave(torch.arange(len(xs)), at.flatten(1).sum(1))
     return torch.cat(rows), model
+
+
+def residual_at(P: Params, tokens: Int[Tensor, "m b p"], at: Bool[Tensor, "m b p"],
+                n_layers: int, n_heads: int, act_fn: str = "gelu", eps: float = 1e-5,
+                packed: tuple[Int[Tensor, "m b p"], Int[Tensor, "m b p"]] | None = None) \
+        -> list[Float[Tensor, "n d"]]:
+    """Per model, the final residual stream at its positions ``at`` (row-major)."""
+    x = residual(P, tokens, n_layers, n_heads, act_fn, eps, packed)
+    m, b, p, d = x.shape
+    flat, where = x.reshape(m, b * p, d), at.reshape(m, b * p)
+    return [flat[i].index_select(0, where[i].nonzero()[:, 0]) for i in range(m)]
+
+
+class LinearCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of the logits ``x @ W + b`` against ``target``, computed in chunks
+    of rows with its gradient, so the [rows, vocabulary] logits are never held whole and
+    no log-softmax backward pass runs (a tiny model's unembedding and softmax are a large
+    share of its step). ``tests/studies/test_stack.py`` checks it against
+    ``F.cross_entropy`` and autograd."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor, b: Tensor, target: Tensor,  # type: ignore[override]
+                chunk: int = 512) -> Tensor:
+        n = max(len(x), 1)
+        loss = x.new_zeros(())
+        gx, gw, gb = torch.empty_like(x), torch.zeros_like(w), torch.zeros_like(b)
+        for s in range(0, len(x), chunk):
+            xs, ts = x[s:s + chunk], target[s:s + chunk]
+            logits = torch.addmm(b, xs, w)  # [c v]
+            lse = logits.logsumexp(-1)
+            loss = loss + (lse - logits.gather(1, ts[:, None])[:, 0]).sum()
+            grad = logits.sub_(lse[:, None]).exp_()  # softmax, in place
+            grad[torch.arange(len(xs)), ts] -= 1
+            torch.mm(grad, w.T, out=gx[s:s + chunk])
+            gw.addmm_(xs.T, grad)
+            gb += grad.sum(0)
+        ctx.save_for_backward(gx, gw, gb)
+        ctx.n = n
+        return loss / n
+
+    @staticmethod
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        gx, gw, gb = ctx.saved_tensors
+        scale = g / ctx.n
+        return gx * scale, gw * scale, gb * scale, None, None
+
+
+def linear_cross_entropy(x: Float[Tensor, "n d"], w: Float[Tensor, "d v"],
+                         b: Float[Tensor, " v"], target: Int[Tensor, " n"]) -> Float[Tensor, ""]:
+    """``F.cross_entropy(x @ w + b, target)`` (0 for no rows), chunked and fused."""
+    return LinearCrossEntropy.apply(x, w, b, target)
 
 
 def per_model_mean(values: Float[Tensor, " n"], model: Int[Tensor, " n"], m: int) \

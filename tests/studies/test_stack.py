@@ -182,3 +182,20 @@ def test_a_student_trained_alone_records_its_gradient():
         assert one > 0
         assert one == pytest.approx(stacked[0][0][key]["all"]["inner_product"], rel=1e-3)
 
+
+
+def test_linear_cross_entropy_is_cross_entropy_with_its_gradient():
+    """Pretraining's fused, chunked loss against ``F.cross_entropy`` of the full logits: the
+    same value and the same gradients for x, W and b (chunks of 512 rows and a remainder)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1100, 16, generator=g, requires_grad=True)
+    w = torch.randn(16, 50, generator=g, requires_grad=True)
+    b = torch.randn(50, generator=g, requires_grad=True)
+    target = torch.randint(50, (1100,), generator=g)
+    ref = torch.nn.functional.cross_entropy(torch.addmm(b, x, w), target)
+    refs = torch.autograd.grad(3 * ref, (x, w, b))
+    new = stack.linear_cross_entropy(x, w, b, target)
+    news = torch.autograd.grad(3 * new, (x, w, b))
+    assert float(new) == pytest.approx(float(ref), rel=1e-6)
+    for a, c in zip(refs, news):
+        assert (a - c).abs().max() <= 1e-5 * float(a.abs().max())
