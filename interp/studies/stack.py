@@ -19,6 +19,11 @@ students) are therefore stacked along a leading model axis and trained in one lo
    kernels), so store keys name the stack a model was trained in.
 4. ``unstack`` gives back M ordinary state dicts (with TransformerLens's buffers), which
    ``lm.load_model`` turns into hooked models for every analysis.
+5. Pretraining packs whole documents into rows (``pack``, first fit decreasing); with
+   ``packed=(pos, segment)`` each token reads its position within its document and attends
+   only to its own document, so a packed row computes what its documents compute alone,
+   without the padded batch's idle positions. Its loss, the unembedding fused with the
+   cross-entropy (``LinearCrossEntropy``), runs in chunks of rows with its gradient.
 
 Owns: the stacked functional forward. Must not import: analysis, reports, the CLIs.
 """
