@@ -196,6 +196,6 @@ def test_linear_cross_entropy_is_cross_entropy_with_its_gradient():
     refs = torch.autograd.grad(3 * ref, (x, w, b))
     new = stack.linear_cross_entropy(x, w, b, target)
     news = torch.autograd.grad(3 * new, (x, w, b))
-    assert float(new) == pytest.approx(float(ref), rel=1e-6)
+    assert new.item() == pytest.approx(ref.item(), rel=1e-6)
     for a, c in zip(refs, news):
         assert (a - c).abs().max() <= 1e-5 * float(a.abs().max())
