@@ -3,13 +3,14 @@
 1. Run (or reuse from the cache) the default owl-numbers study, its independent stages on
    ``INTERP_WORKERS`` processes.
 2. With more than one worker, and when they are not in the store yet, start a second
-   process that builds the fingerprint's SAE corpus activations and SAEs into the store
-   (``interp.analysis.fingerprint.prepare``), so that they use the core the align report
-   leaves idle.
+   process that builds the fingerprint's SAE corpus activations and SAEs, then its circuit
+   analysis, into the store (``interp.analysis.fingerprint.prepare``), so that they use the
+   core the align report and the fingerprint's per-seed analysis leave idle.
 3. ``python -m interp.align`` on the run: the align report; then the same SAE entries in
    the opposite order (each process builds about half of them).
-4. Wait for the second process; ``python -m interp.fingerprint`` on the run finds its
-   SAEs in the store (or builds them, if that process failed).
+4. ``python -m interp.fingerprint`` on the run finds its SAEs in the store and its
+   circuit there (waiting on the entry's lock while the second process finishes it; it
+   builds whatever that process failed to), then waits for the second process to exit.
 
 The same reports, byte for byte, as running ``python -m interp.align`` and then
 ``python -m interp.fingerprint``, with one interpreter start-up instead of two. Exit
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 def _prepare(run_dir: str) -> None:
     from interp.analysis.fingerprint import prepare
 
-    prepare(run_dir)  # the entries are what it leaves behind
+    prepare(run_dir, circuit=True)  # the entries are what it leaves behind
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,11 +65,17 @@ def main(argv: list[str] | None = None) -> int:
         # waiting on the other's lock where it is building one, and reading it afterwards
         if not rc:
             run_cli(lambda: prepare(run[0], reverse=True))
+    # the fingerprint reads the circuit entry the second process may still be building: it
+    # waits on that entry's lock and reads it (or builds it, if that process failed)
+    rc = rc or fingerprint.main(run)
+    if helper is not None:
+        if rc:  # nothing will read what it builds
+            helper.terminate()
         helper.join()
         if helper.exitcode:
-            log.warning("the SAE process failed (exit %s); the fingerprint builds its SAEs",
+            log.warning("the SAE process failed (exit %s); the fingerprint built its entries",
                         helper.exitcode)
-    return rc or fingerprint.main(run)
+    return rc
 
 
 if __name__ == "__main__":

@@ -289,16 +289,24 @@ def compute(run_dir: Path, art: dict, summary: dict, fcfg: FingerprintConfig, st
     result["features"] = feats
     result["trait"] = summary["trait"]
     result["sae_source"] = {h: "pretrained" if h in pretrained else "trained" for h in names}
-    # the circuit analysis reads world.py's categories: owl-numbers runs only (a transfer
-    # run's report has no Circuit section, as with --no-circuit)
-    if fcfg.circuit and summary["study"] == "owl-numbers":
-        from interp.analysis.circuits import CircuitConfig
-        from interp.analysis.circuits import analyse as circuit_analyse
-
-        result["circuit"] = cached_circuit(store, run_dir, art, summary,
-                                           CircuitConfig(split_seed=fcfg.split_seed),
-                                           circuit_analyse)
+    circuit = run_circuit(store, run_dir, art, summary, fcfg)
+    if circuit is not None:
+        result["circuit"] = circuit
     return result, saes
+
+
+def run_circuit(store: Store, run_dir: Path, art: dict, summary: dict,
+                fcfg: FingerprintConfig) -> dict | None:
+    """The run's circuit analysis (``cached_circuit``), or None where the report has no
+    Circuit section: it reads world.py's categories, so owl-numbers runs only (a transfer
+    run's report has none, as with --no-circuit)."""
+    if not (fcfg.circuit and summary["study"] == "owl-numbers"):
+        return None
+    from interp.analysis.circuits import CircuitConfig
+    from interp.analysis.circuits import analyse as circuit_analyse
+
+    return cached_circuit(store, Path(run_dir), art, summary,
+                          CircuitConfig(split_seed=fcfg.split_seed), circuit_analyse)
 
 
 def base_saes(art: dict, summary: dict, fcfg: FingerprintConfig, store: Store,
@@ -355,11 +363,12 @@ def base_saes(art: dict, summary: dict, fcfg: FingerprintConfig, store: Store,
 
 def prepare(run_dir: str | Path, fcfg: FingerprintConfig = FingerprintConfig(),
             cached_only: bool = False, store: Store | None = None,
-            reverse: bool = False) -> bool:
-    """Build the run's SAE corpus activations and SAEs into the store (step 1 alone), so
-    that a later ``analyse`` finds them: ``interp.demo`` runs this in a second process while
-    the align report is computed. With ``cached_only``, build nothing: whether they are all
-    in the store already."""
+            reverse: bool = False, circuit: bool = False) -> bool:
+    """Build the run's SAE corpus activations and SAEs into the store (step 1 alone), and
+    with ``circuit`` then the circuit analysis (it needs no SAE), so that a later
+    ``analyse`` finds them: ``interp.demo`` runs this in a second process while the align
+    report and the fingerprint's own steps are computed. With ``cached_only``, build nothing:
+    whether the SAEs are all in the store already."""
     from interp.storage.store import NotCached
     from interp.studies.runner import load_run
 
@@ -371,6 +380,8 @@ def prepare(run_dir: str | Path, fcfg: FingerprintConfig = FingerprintConfig(),
                 base_saes(art, summary, fcfg, store, None)
         else:
             base_saes(art, summary, fcfg, store, None, reverse)
+            if circuit:
+                run_circuit(store, run_dir, art, summary, fcfg)
     except NotCached:
         return False
     return True

@@ -282,5 +282,10 @@ def test_prepared_saes_are_what_the_fingerprint_reads(owl_run, cache_dir):
     assert entries() == before
     # the second process's order (reverse) builds the entries the first order reads
     other = dataclasses.replace(SMALL, sae=dataclasses.replace(SMALL.sae, seed=8))
-    assert FP.prepare(out, other, store=store, reverse=True)
+    assert FP.prepare(out, other, store=store, reverse=True, circuit=True)
     assert FP.prepare(out, other, cached_only=True, store=store)
+    from interp.studies.runner import load_run
+
+    art, summary = load_run(out)
+    with store.cached_only():  # and, asked to, the circuit analysis
+        assert FP.run_circuit(store, out, art, summary, other)["components"]
