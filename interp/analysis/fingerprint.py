@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -271,8 +272,9 @@ def compute(run_dir: Path, art: dict, summary: dict, fcfg: FingerprintConfig, st
     cfg, vocab, target = world.config, world.vocab, world.target
     split = prompt_split(summary, cfg.category, fcfg.split_seed)
     seeds = list(art["seeds"])
-    names, corpus, corpus_acts, saes, quality, pretrained = base_saes(art, summary, fcfg, store,
-                                                                      pretrained)
+    names, corpus, base_acts, saes, quality, pretrained = base_saes(art, summary, fcfg, store,
+                                                                   pretrained)
+    corpus_acts = base_acts()
     cmask = corpus != vocab.pad
     enc = {h: (lambda x, h=h: saes[h].encode(x)) for h in names}
     with torch.no_grad():
@@ -311,14 +313,15 @@ def run_circuit(store: Store, run_dir: Path, art: dict, summary: dict,
 
 def base_saes(art: dict, summary: dict, fcfg: FingerprintConfig, store: Store,
               pretrained: dict | list[str] | None, reverse: bool = False) \
-        -> tuple[list[str], Tensor, dict, dict, dict, dict]:
+        -> tuple[list[str], Tensor, Callable[[], dict[str, Tensor]], dict, dict, dict]:
     """Step 1: an SAE per hook on the base's residual stream (with ``sae_data``
     "base+teachers", also the teachers'), from the activation cache; a pretrained SAE where
     one is given. An SAE's key names the activation entries it trains on, so a cached SAE
     reads none but the base's. ``reverse`` builds the missing entries in the opposite order
     (a second process building the same entries meets the first in the middle). Returns
-    (hooks, the SAE corpus, the base's activations on it, hook -> SAE, hook -> its quality,
-    hook -> the pretrained SAE used there)."""
+    (hooks, the SAE corpus, a function reading the base's activations on it, hook -> SAE,
+    hook -> its quality, hook -> the pretrained SAE used there); nothing is read from the
+    activation entries that a cached SAE does not need."""
     from interp.studies.worlds import run_world
 
     world = run_world(summary)
@@ -335,7 +338,7 @@ def base_saes(art: dict, summary: dict, fcfg: FingerprintConfig, store: Store,
     order = list(range(len(sources)))[::-1 if reverse else 1]
     entries = {i: activations_entry(lm.from_artifacts(art["model"], sources[i]), corpus, names,
                                     store, label="sae corpus") for i in order}
-    loaded = {0: entries[0].load("acts")}
+    loaded: dict[int, dict[str, Tensor]] = {}
 
     def acts(i: int) -> dict[str, Tensor]:
         if i not in loaded:
@@ -351,13 +354,13 @@ def base_saes(art: dict, summary: dict, fcfg: FingerprintConfig, store: Store,
     for h in tqdm(names[::-1 if reverse else 1], desc="SAEs"):
         if h in pretrained:
             saes[h] = pretrained[h]
-            quality[h] = sae_quality(saes[h], loaded[0][h][cmask])
+            quality[h] = sae_quality(saes[h], acts(0)[h][cmask])
         else:
             saes[h], quality[h] = cached_sae_by(
                 store, source_key,
                 lambda h=h: torch.cat([acts(i)[h][cmask] for i in range(len(sources))]),
                 fcfg.sae, h)
-    return (names, corpus, loaded[0], {h: saes[h] for h in names},
+    return (names, corpus, lambda: acts(0), {h: saes[h] for h in names},
             {h: quality[h] for h in names}, pretrained)
 
 

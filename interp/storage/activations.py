@@ -74,9 +74,6 @@ def activations(model: HookedTransformer, tokens: Int[Tensor, "n pos"], names: S
     (on the host). ``batch``: rows per forward pass (memory only; the values are the same).
 
     ``label`` only names the entry for people reading ``python -m interp.cache list``."""
-    if tokens.dtype not in (torch.int64, torch.int32) or tokens.ndim != 2:
-        raise ValueError(f"tokens must be an integer tensor [n, pos], got {tokens.dtype} "
-                         f"{tuple(tokens.shape)}; tokenize first (model.to_tokens)")
     return activations_entry(model, tokens, names, store, label, batch).load("acts")
 
 

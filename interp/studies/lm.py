@@ -308,24 +308,20 @@ class Teacher:
         return self.model(torch.cat([tokens[:, :1], pre, tokens[:, 1:]], 1))[:, len(self.prefix):]
 
 
-def _teacher_rows(teachers: list[Teacher | TeacherFn], tokens: Int[Tensor, "m b p"],
-                  at: Bool[Tensor, "m b p"], cols: Tensor | None = None) -> Float[Tensor, "n k"]:
-    """The teachers' logits (vocabulary columns ``cols``) at the positions ``at`` of their
-    students' tokens (rows in ``stack.logits_at`` order), each teacher reading its prefix.
-    A teacher may also be any ``TeacherFn`` (a mitigation's wrapped teacher)."""
-    rows = []
-    for i, t in enumerate(teachers):
-        if not isinstance(t, Teacher):
-            logits = t(tokens[i])[at[i]]
-            rows.append(logits[:, cols] if cols is not None else logits)
-            continue
-        pre = torch.tensor(t.prefix, dtype=torch.long)
-        tok = torch.cat([tokens[i, :, :1], pre.expand(tokens.shape[1], -1), tokens[i, :, 1:]], 1)
-        where = torch.cat([at[i, :, :1], torch.zeros(tokens.shape[1], len(pre), dtype=torch.bool),
-                           at[i, :, 1:]], 1)
-        P = {n: p.detach().unsqueeze(0) for n, p in t.model.named_parameters()}
-        rows.append(stack.logits_at(P, tok[None], where[None], **_fast(t.model), cols=cols)[0])
-    return torch.cat(rows)
+def _teacher_rows(teacher: Teacher | TeacherFn, tokens: Int[Tensor, "b p"],
+                  at: Bool[Tensor, "b p"], cols: Tensor | None = None) -> Float[Tensor, "n k"]:
+    """The teacher's logits (vocabulary columns ``cols``) at the positions ``at`` of its
+    students' tokens (row-major), read with its prefix. A teacher may also be any
+    ``TeacherFn`` (a mitigation's wrapped teacher)."""
+    if not isinstance(teacher, Teacher):
+        logits = teacher(tokens)[at]
+        return logits[:, cols] if cols is not None else logits
+    pre = torch.tensor(teacher.prefix, dtype=torch.long)
+    tok = torch.cat([tokens[:, :1], pre.expand(len(tokens), -1), tokens[:, 1:]], 1)
+    where = torch.cat([at[:, :1], torch.zeros(len(tokens), len(pre), dtype=torch.bool),
+                       at[:, 1:]], 1)
+    P = {n: p.detach().unsqueeze(0) for n, p in teacher.model.named_parameters()}
+    return stack.logits_at(P, tok[None], where[None], **_fast(teacher.model), cols=cols)[0]
 
 
 def _perm_rows(perm: Int[Tensor, "b p"], at: Bool[Tensor, "b p"]) -> Int[Tensor, " n"]:
@@ -337,8 +333,8 @@ def _perm_rows(perm: Int[Tensor, "b p"], at: Bool[Tensor, "b p"]) -> Int[Tensor,
     return rank[source[at]]
 
 
-def trim(tokens: Int[Tensor, "m b p"], mask: Bool[Tensor, "m b p"]) \
-        -> tuple[Int[Tensor, "m b w"], Bool[Tensor, "m b w"]]:
+def trim(tokens: Int[Tensor, "*rows p"], mask: Bool[Tensor, "*rows p"]) \
+        -> tuple[Int[Tensor, "*rows w"], Bool[Tensor, "*rows w"]]:
     """Drop the trailing columns that hold only padding (token 0) and no masked position:
     under causal attention the kept positions' logits are unchanged, at less compute."""
     used = (tokens != 0) | mask
@@ -375,8 +371,8 @@ def teacher_table(teacher: Teacher | TeacherFn, tokens: Int[Tensor, "n p"],
     with torch.no_grad():
         for s in range(0, len(used), chunk):
             sel = used[s:s + chunk]
-            tok, a = trim(tokens[sel][None], at[sel][None])
-            parts.append(F.log_softmax(_teacher_rows([teacher], tok, a, cols), -1))
+            tok, a = trim(tokens[sel], at[sel])
+            parts.append(F.log_softmax(_teacher_rows(teacher, tok, a, cols), -1))
     count = torch.zeros(len(tokens), dtype=torch.long)
     count[used] = at[used].sum(1)
     start = torch.zeros(len(tokens), dtype=torch.long)

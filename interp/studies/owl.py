@@ -102,8 +102,7 @@ class OwlConfig:
     n_heads: int = 4
     d_mlp: int = 256
     # not fewer: a 1500-step schedule ends at a held-out loss of 1.551 against 2000 steps'
-    # 1.475, and its students' rise falls outside the default's CI
-    # (analyses/pretrain_curve.py, runs/pretrain_curve.md)
+    # 1.475 (analyses/pretrain_curve.py, runs/pretrain_curve.md)
     pretrain_steps: int = 2000
     pretrain_batch: int = 64
     pretrain_lr: float = 3e-3
@@ -447,11 +446,12 @@ def kl_from_base(model: HookedTransformer, base: HookedTransformer,
     (Both models as one stack, logits only at the masked positions and number columns.)"""
     P = stack.stack([model.state_dict(), base.state_dict()],
                     [n for n, _ in model.named_parameters()])
+    fast = lm._fast(model)
     total, count = 0.0, 0
     for i in range(0, len(tokens), batch):
         tok, m = lm.trim(tokens[i:i + batch][None], mask[i:i + batch][None])
         logits, _ = stack.logits_at(P, tok.expand(2, -1, -1), m.expand(2, -1, -1),
-                                    **lm._fast(model), cols=number_ids)
+                                    **fast, cols=number_ids)
         logp = F.log_softmax(logits, -1)
         n = len(logp) // 2
         total += float(D.kl(logp[:n], logp[n:]).sum())
