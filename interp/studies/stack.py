@@ -264,14 +264,15 @@ def pack(docs: list[Int[Tensor, "b w"]], pad: int, width: int = 0) \
         within = np.arange(len(doc)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         dest = torch.from_numpy(row[doc] * width + offset[doc] + within)
         src = torch.from_numpy(doc * d.shape[1] + within)
-        last = torch.from_numpy(within == lengths[doc] - 1)
         flat = d.flatten()
         size = len(room) * width
         t = torch.full((size,), pad, dtype=torch.long).index_put_((dest,), flat[src])
         pos = torch.zeros(size, dtype=torch.long).index_put_((dest,), torch.from_numpy(within))
         seg = torch.full((size,), -1, dtype=torch.long).index_put_((dest,),
                                                                     torch.from_numpy(doc))
-        nxt = torch.where(last, pad, flat[(src + 1).clamp(max=len(flat) - 1)])
+        # the padded batch's next column: pad after a document's last token; a full-width
+        # document's last token takes no loss, so what follows it there is never read
+        nxt = flat[(src + 1).clamp(max=len(flat) - 1)]
         tgt = torch.full((size,), pad, dtype=torch.long).index_put_((dest,), nxt)
         loss = torch.zeros(size, dtype=torch.bool).index_put_(
             (dest,), torch.from_numpy(within < d.shape[1] - 1))

@@ -280,8 +280,9 @@ def test_prepared_saes_are_what_the_fingerprint_reads(owl_run, cache_dir):
     before = entries()
     analyse(out, fcfg, store)
     assert entries() == before
-    # the second process's order (reverse) builds the entries the first order reads
-    other = dataclasses.replace(SMALL, sae=dataclasses.replace(SMALL.sae, seed=8))
+    # the second process's order (reverse) builds the entries the first order reads; a new
+    # split seed gives a circuit entry no other test has built
+    other = dataclasses.replace(SMALL, sae=dataclasses.replace(SMALL.sae, seed=8), split_seed=5)
     assert FP.prepare(out, other, store=store, reverse=True, circuit=True)
     assert FP.prepare(out, other, cached_only=True, store=store)
     from interp.studies.runner import load_run

@@ -161,6 +161,11 @@ def test_students_sharing_a_teacher_and_data_share_its_table():
         assert x == pytest.approx(y, rel=1e-5)
     assert shared[0] == pytest.approx(shared[2], rel=1e-6)
     assert shared[1] != pytest.approx(shared[0], rel=1e-3)  # the shuffled one differs
+    # the same data under another teacher gets that teacher's targets, not a shared table
+    _, mixed, _ = lm.train_students([lm.clone_model(a) for _ in range(2)], [(tokens, mask)] * 2,
+                                    V.number_ids, cfg, 2, [teacher, lm.Teacher(a)])
+    assert mixed[0] == pytest.approx(shared[0], rel=1e-5)
+    assert mixed[1][0] == 0.0  # a student of its own initialization: nothing to learn
 
 
 def test_a_student_trained_alone_records_its_gradient():
