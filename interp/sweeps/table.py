@@ -162,7 +162,10 @@ def write(out: Path, spec: dict, study: str, columns: list[str], table: list[dic
     k = 100 if metric.pct else 1
     groups = {r["label"]: [x * k for x in r["metrics"][first]["values"] if x is not None]
               for r in table}
-    fig = bar_with_ci(groups, f"{first} per cell (mean, 95% CI over seeds)",
+    empty = [label for label, v in groups.items() if not v]  # e.g. a cell without that role
+    groups = {label: v for label, v in groups.items() if v}
+    fig = bar_with_ci(groups, f"{first} per cell (mean, 95% CI over seeds)"
+                      + (f"; no value in {', '.join(empty)}" if empty else ""),
                       first + (" (%)" if metric.pct else ""))
     write_html(out / "sweep.html", f"Sweep {spec['name']}",
                [("Table", f"<p>{notes}</p>" + md_to_html(markdown(study, columns, table)), []),

@@ -168,3 +168,24 @@ def test_sweep_page_renders_its_figure(local_sweep):
     _need_browser()
     r = render(local_sweep[0] / "sweep.html", ARTIFACTS / "screenshots" / "sweep.png")
     assert r.errors == [] and r.declared == 1 == r.rendered, r
+
+
+def test_a_cell_without_the_first_metric_is_tabled_and_left_out_of_the_figure(tmp_path):
+    """A cell that trains only another role (``roles=cross_init``) has no student rise: the
+    table shows it with its own metrics, the figure names it instead of failing."""
+    from interp.sweeps import table
+
+    def cell(label: str, rates: dict) -> dict:
+        return {"label": label, "sets": [], "run_dir": f"runs/{label}", "skipped": False,
+                "record": {"threads": 1, "seconds": 1.0},
+                "summary": {"seeds": [0, 1], "trait": "owl", "rates": rates}}
+    r = lambda owl: {"owl": owl, "cat": [0.2, 0.2]}  # noqa: E731
+    cells = [cell("student", {"student": r([0.3, 0.4]), "base": r([0.1, 0.1])}),
+             cell("cross", {"cross_init": r([0.1, 0.12]), "base": r([0.1, 0.1]),
+                            "base_cross": r([0.1, 0.1])})]
+    cols = ["student_rise", "cross_init_rise"]
+    rows = table.rows("owl-numbers", cols, cells)
+    table.write(tmp_path, {"name": "t"}, "owl-numbers", cols, rows)
+    assert rows[1]["metrics"]["student_rise"]["values"] == []
+    assert rows[1]["metrics"]["cross_init_rise"]["mean"] == pytest.approx(0.01)
+    assert "no value in cross" in (tmp_path / "sweep.html").read_text()
