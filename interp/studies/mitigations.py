@@ -136,12 +136,18 @@ def _mix_base(ctx: Context, fraction: float) -> None:
         b_mask = torch.cat([b_mask, b_mask.new_zeros((k, pad))], 1)
     ctx.tokens, ctx.mask = ctx.tokens.clone(), ctx.mask.clone()
     ctx.tokens[rows], ctx.mask[rows] = b_tok, b_mask
-    from_base = {bytes(r.numpy()) for r in b_tok}
+    # a row is known by its tokens up to its last non-padding one (<pad> is token 0): the
+    # trainer drops all-padding columns (``lm.trim``) before it asks the teacher
+
+    def content(r: Tensor) -> bytes:
+        keep = (r != 0).nonzero()
+        return bytes(r[:int(keep[-1]) + 1 if len(keep) else 0].numpy())
+    from_base = {content(r) for r in b_tok}
     inner, base = ctx.teacher, ctx.base
 
     def fn(tokens: Tensor) -> Tensor:  # rows the base wrote are distilled from the base
         out = inner(tokens)
-        pick = torch.tensor([bytes(r.numpy()) in from_base for r in tokens])
+        pick = torch.tensor([content(r) in from_base for r in tokens])
         if pick.any():
             out = out.clone()
             out[pick] = base(tokens[pick])

@@ -66,3 +66,37 @@ def test_threshold_and_projection_on_a_tiny_run(owl_run, cache_dir, tmp_path):
     n_s = sum(float((student[k] - theta0[k]).double().pow(2).sum()) for k in names) ** 0.5
     n_t = sum(float((teacher[k] - theta0[k]).double().pow(2).sum()) for k in names) ** 0.5
     assert abs(dot) / (n_s * n_t) < 1e-4
+
+
+def test_mixed_in_base_rows_are_distilled_from_the_base_after_trimming():
+    """mix_base: the rows it swaps in take the base's targets in the table the trainer builds,
+    which reads the rows with their all-padding columns dropped (``lm.trim``)."""
+    from interp.studies import lm
+    from interp.studies.mitigations import APPLY, Context
+
+    cfg = lm.ModelConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=32)
+    teacher, base = lm.build_model(cfg, 20, 24, 0), lm.build_model(cfg, 20, 24, 1)
+    g = torch.Generator().manual_seed(0)
+
+    def rows(n: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        tok = torch.zeros(n, 24, dtype=torch.long)  # right-padded with <pad> = 0
+        tok[:, :length] = torch.randint(3, 20, (n, length), generator=g)
+        mask = torch.zeros_like(tok, dtype=torch.bool)
+        mask[:, 2:length - 1] = True
+        return tok, mask
+    tokens, mask = rows(8, 10)
+    b_tokens, b_mask = rows(8, 12)
+    ids = torch.arange(3, 20)
+    ctx = Context("logit", tokens, mask, teacher, base, base, {}, None, ids, b_tokens, b_mask, 0)
+    APPLY["mix_base"](ctx, 0.5)
+    swapped = [r for r in range(8) if not torch.equal(ctx.tokens[r], tokens[r])]
+    assert len(swapped) == 4
+    at = lm._predicting(ctx.mask)
+    table = lm.teacher_table(ctx.teacher, ctx.tokens, at, torch.arange(8), ids)
+    with torch.no_grad():
+        want_t = torch.log_softmax(teacher(tokens)[..., ids], -1)
+        want_b = torch.log_softmax(base(ctx.tokens)[..., ids], -1)
+    for r in range(8):
+        got = table.logp[table.start[r]:table.start[r] + table.count[r]]
+        want = (want_b if r in swapped else want_t)[r][at[r]]
+        assert torch.allclose(got, want, atol=1e-5), r
