@@ -3,7 +3,8 @@ student distilled from this teacher on this data would pick up, and which exampl
 
 Reads the base (the student's init), the teacher and its data from an owl-numbers run
 directory (``--seed``; ``--data`` audits another dataset: an owl data .safetensors or a
-JSONL of {"prompt", "completion"}), with the run's planned process (mode, mask_first,
+JSONL of {"prompt", "completion"}; ``--role`` another of the run's students: cross_init,
+control_other, control_base), with the run's planned process (mode, mask_first,
 steps x lr) and ``--mitigation`` (default: the run's). Writes ``audit.json``, ``audit.md``
 and ``audit.html`` into ``--out`` (default: the run directory). The combined prediction
 uses ``--calibration`` (default ``runs/audit_calibration.json``, written by
@@ -18,7 +19,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from interp.analysis.audit import Calibration, audit, inputs_from_run
+from interp.analysis.audit import ROLES, Calibration, audit, inputs_from_run
 from interp.cli import run_cli, setup_logging
 from interp.reports.audit import write
 from interp.storage.rundir import check_writable_dir
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--seed", default=None)
     p.add_argument("--data", type=Path, default=None)
+    p.add_argument("--role", default="student", choices=list(ROLES),
+                   help="which planned student: the same-init student (default), a cross-init "
+                        "one, or a control's (another teacher's data, the base's own data)")
     p.add_argument("--mitigation", default=None, help="planned mitigation (default: the run's)")
     p.add_argument("--calibration", type=Path, default=None)
     p.add_argument("--out", type=Path, default=None)
@@ -40,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
 
     def body() -> None:
-        x = inputs_from_run(args.run_dir, args.seed, args.data)
+        x = inputs_from_run(args.run_dir, args.seed, args.data, args.role)
         if args.mitigation is not None:
             parse(args.mitigation, x.mode)  # one-line error naming the valid ones
             x = dataclasses.replace(x, mitigation=args.mitigation)

@@ -14,16 +14,27 @@ and which examples carry it.
    (summed over the data; projected off dT when the ``project`` mitigation is planned) with dT,
    and the step itself along the unit dT per trained position (``step_along``; mitigations
    that shrink the trait part of the targets shrink it), times steps x lr (``step_dose``).
-4. Teacher-base linear CKA per layer on the data's residual streams, and the projection of
+4. The trait's first-order movement: the gradient g_r of the trait's probability on the
+   fine-tuning questions at theta_0 (never the held-out ones), dotted with the first step
+   (``trait_step``: plain gradient descent, per trained position, times steps x lr) and with
+   Adam's expected first update -E[g_b] / sqrt(E[g_b^2]) over the planned batches
+   (``trait_adam``, times steps x lr); both projected off dT when ``project`` is planned.
+   The teacher's own rise over the base on those questions, and that rise times the share
+   of dT that steps x lr of the first step cover (``path_rise``: the student walks toward
+   the teacher, Cloud et al.'s theorem, and picks up the trait in proportion). ``toward``:
+   the planned steps' distance along the unit dT before a planned projection removes it
+   (near 0 from another init); ``trait_path``: sign(trait_step) sqrt(|trait_step| toward),
+   the trait's movement counted only as far as the student heads toward the teacher.
+5. Teacher-base linear CKA per layer on the data's residual streams, and the projection of
    the data's mean residual shift (teacher - base, last layer) on the trait direction (the
    same shift at the answer position of the fine-tuning trait questions, never the held-out
    ones).
-5. Per example risk: the first-order movement toward the teacher that training on the row
+6. Per example risk: the first-order movement toward the teacher that training on the row
    causes, per trained position (the loss averages over positions, so this is the row's
    trait density): its GN form in logit mode (KL(teacher || base) for a prompted teacher),
    its LLS (= d/de log p_{theta_0 + e dT}(row) to first order) in sampled mode; examples are
    ranked by it, and each row's totals are reported beside it.
-6. A combined prediction: a linear fit of measured transfer on standardised predictors
+7. A combined prediction: a linear fit of measured transfer on standardised predictors
    (``Calibration``, fitted by ``analyses/audit_validation.py`` on sweep variants and saved as
    JSON), with an interval of +- 1.96 held-out residual SDs.
 
@@ -55,7 +66,8 @@ from interp.studies.owl import student_mask, teacher_fn
 from interp.studies.world import CATEGORIES, Vocab, categories_for, persona, question_prompt
 
 FEATURES = ("coverage", "gn_mean", "lls_mean", "divergence_fraction", "kl_mean",
-            "cka_min", "trait_projection", "log_dose", "step_along", "step_dose")
+            "cka_min", "trait_projection", "log_dose", "step_along", "step_dose",
+            "trait_step", "trait_adam", "teacher_rise", "path_rise", "toward", "trait_path")
 
 
 @dataclasses.dataclass
@@ -73,15 +85,29 @@ class AuditInputs:
     base_tokens: Tensor | None = None  # the base's own data (needed by mix_base)
     base_mask: Tensor | None = None
     dose: float = 1.0  # student steps x learning rate of the planned distillation
+    batch: int = 32  # the planned distillation's batch (rows per step)
     seed: int = 0
     source: str = ""
 
 
-def inputs_from_run(run_dir: Path, seed: str | None = None, data: Path | None = None) \
-        -> AuditInputs:
+# what each student role of an owl-numbers run is distilled from: (its init, its teacher, the
+# teacher's data) as names in the run's artifacts ("theta_0" as a teacher: the base itself)
+ROLES = {"student": ("theta_0", "teacher", "data"),
+         "cross_init": ("theta_0_cross", "teacher", "data"),
+         "control_other": ("theta_0", "teacher_other", "data_other"),
+         "control_base": ("theta_0", "theta_0", "data_base")}
+
+
+def inputs_from_run(run_dir: Path, seed: str | None = None, data: Path | None = None,
+                    role: str = "student") -> AuditInputs:
     """The base, teacher and teacher data of an owl-numbers run directory (its first seed by
     default), with the run's planned process (mode, mitigation, mask_first, steps x lr);
-    ``data``: another dataset (an owl data .safetensors or a JSONL of {"text": ...}) instead."""
+    ``data``: another dataset (an owl data .safetensors or a JSONL of {"text": ...}) instead;
+    ``role``: audit another of the run's students (its own init, teacher and data), always
+    for the run's trait."""
+    if role not in ROLES:
+        raise UsageError(f"unknown role {role!r}; valid: {', '.join(ROLES)}")
+    init, teacher, data_name = ROLES[role]
     try:
         art = json.loads((run_dir / "artifacts.json").read_text())
         summary = json.loads((run_dir / "summary.json").read_text())
@@ -98,18 +124,24 @@ def inputs_from_run(run_dir: Path, seed: str | None = None, data: Path | None = 
     files, cfg = art["seeds"][seed], summary["config"]
     vocab = Vocab(categories_for(cfg["category"]))
     load = lambda name: lm.from_artifacts(art["model"], files[name])  # noqa: E731
-    prefix = vocab.encode(persona(cfg["trait"])) if cfg["teacher_kind"] == "prompted" else []
-    d = read_tensors(files["data"]) if data is None else load_data(data, vocab, art)
+    if data_name not in files:
+        raise UsageError(f"{run_dir} trained no {role} (its data {data_name} is not in the "
+                         "run); run the study with that role")
+    item = summary["control_items"][seeds.index(seed)] if role == "control_other" else \
+        cfg["trait"]
+    prefix = vocab.encode(persona(item)) if cfg["teacher_kind"] == "prompted" and \
+        role != "control_base" else []
+    d = read_tensors(files[data_name]) if data is None else load_data(data, vocab, art)
     b = read_tensors(files["data_base"])
 
     class _Cfg:  # what student_mask reads
         mask_first = cfg.get("mask_first", False)
-    return AuditInputs(load("theta_0"), load("teacher"), prefix, d["tokens"],
+    return AuditInputs(load(init), load(teacher), prefix, d["tokens"],
                        student_mask(_Cfg, d["mask"]), vocab, cfg["category"], cfg["trait"],
                        cfg["mode"], cfg.get("mitigation", "none"), b["tokens"],
                        student_mask(_Cfg, b["mask"]),
-                       cfg["student_steps"] * cfg["student_lr"], int(seed),
-                       str(data or files["data"]))
+                       cfg["student_steps"] * cfg["student_lr"], cfg["student_batch"],
+                       int(seed), str(data or files[data_name]))
 
 
 def load_data(path: Path, vocab: Vocab, art: dict) -> dict[str, Tensor]:
@@ -183,7 +215,7 @@ def _trait_direction(x: AuditInputs, hook: str) -> Tensor:
 
 
 def predictors(x: AuditInputs, batch: int = 128, cka_positions: int = 2048) -> tuple[dict, dict]:
-    """(dataset predictors, per-row arrays) for the planned distillation (steps 1-5)."""
+    """(dataset predictors, per-row arrays) for the planned distillation (steps 1-6)."""
     ctx = _context(x)
     tokens, mask, ids = ctx.tokens, ctx.mask, x.vocab.number_ids
     direction = _direction(x)
@@ -199,6 +231,8 @@ def predictors(x: AuditInputs, batch: int = 128, cka_positions: int = 2048) -> t
     acts_t: dict[str, list[Tensor]] = {h: [] for h in hooks}
     acts_b: dict[str, list[Tensor]] = {h: [] for h in hooks}
     grad = {k: torch.zeros_like(p) for k, p in params.items()}
+    second = {k: torch.zeros_like(p) for k, p in params.items()}
+    batches = 0
     per_batch = max(1, cka_positions // max(1, math.ceil(n / batch)))
     g = torch.Generator().manual_seed(x.seed)
     for i in range(0, n, batch):
@@ -230,14 +264,22 @@ def predictors(x: AuditInputs, batch: int = 128, cka_positions: int = 2048) -> t
                 acts_b[h].append(bcache[h][pick[:, 0], pick[:, 1]])
             shift = (tcache[hooks[-1]] - bcache[hooks[-1]]) @ v_hat  # [b, p]
             proj_row[i:i + batch] = (shift * m).sum(1) / m.sum(1).clamp(min=1)
-        # the distillation loss's gradient at theta_0 (summed over positions)
-        t_target = t_logits.detach()
-        out = functional_call(x.base, params, (tok,))
-        loss = _loss(out, tok, m.bool(), ids, x.mode, t_target) * m.sum()
-        gr = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
-        for (k, _), gk in zip(params.items(), gr):
-            if gk is not None:
-                grad[k] += gk
+        # the distillation loss's gradient at theta_0, one planned batch of rows at a time:
+        # summed over positions (the first step), and each batch's mean-loss gradient's
+        # square (the second moment Adam divides its steps by)
+        for j in range(0, len(tok), x.batch):
+            mj = m[j:j + x.batch]
+            if not mj[:, :-1].any():
+                continue
+            out = functional_call(x.base, params, (tok[j:j + x.batch],))
+            loss = _loss(out, tok[j:j + x.batch], mj.bool(), ids, x.mode,
+                         t_logits[j:j + x.batch].detach())
+            gr = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+            for (k, _), gk in zip(params.items(), gr):
+                if gk is not None:
+                    grad[k] += gk * mj.sum()
+                    second[k] += gk.pow(2)
+            batches += 1
         if direction is not None:  # the GN form per position from one JVP along dT
             frozen = {k: p.detach() for k, p in params.items()}
             o, tang = jvp(lambda p, t=tok: functional_call(x.base, p, (t,))[..., ids], (frozen,),
@@ -245,17 +287,35 @@ def predictors(x: AuditInputs, batch: int = 128, cka_positions: int = 2048) -> t
             gn_row[i:i + batch] = (softmax_quadratic(o, tang).detach() * m).sum(1)
     positions = float(mask.sum())
     step = {k: -v for k, v in grad.items()}
+    # Adam's update at theta_0 in expectation over batches: -E[g] / sqrt(E[g^2])
+    adam = {k: -(grad[k] / max(positions, 1)) / ((second[k] / max(batches, 1)).sqrt() + 1e-8)
+            for k in grad}
+    # how far the planned steps head toward the teacher (along the unit dT, per position,
+    # times steps x lr) before a planned projection takes that part away: whether the data
+    # pulls this student toward this teacher at all (it does not from another init)
+    nd = math.sqrt(_dot(direction, direction)) if direction is not None else float("nan")
+    toward = _dot(step, direction) / nd / max(positions, 1) * x.dose \
+        if direction is not None and nd > 0 else 0.0 if direction is not None else float("nan")
     if direction is not None and "project" in dict(mitigations.parse(x.mitigation, x.mode)):
-        sq = sum(float(direction[k].double().pow(2).sum()) for k in step)
-        c = sum(float((step[k].double() * direction[k].double()).sum()) for k in step) / sq
-        step = {k: step[k] - c * direction[k] for k in step}
-    coverage = step_along = float("nan")
+        step, adam = _project_off(step, direction), _project_off(adam, direction)
+    g_r = _trait_gradient(x, params)
+    trait_step = _dot(g_r, step) / max(positions, 1) * x.dose
+    trait_adam = _dot(g_r, adam) * x.dose
+    # both at once: the trait's movement, counted only as far as the student heads toward
+    # the teacher (their geometric mean, signed by the trait's movement)
+    trait_path = math.copysign(math.sqrt(abs(trait_step) * max(toward, 0.0)), trait_step)
+    with torch.no_grad():  # the teacher's own rise (a prompted teacher reads its persona)
+        teacher_rise = float(_trait_probability(x, x.teacher, prefix=x.vocab.decode(x.prefix))
+                             - _trait_probability(x, x.base))
+    coverage = step_along = path_rise = float("nan")
     if direction is not None:
         ip = sum(float((step[k].double() * direction[k].double()).sum()) for k in step)
         ns = math.sqrt(sum(float(step[k].double().pow(2).sum()) for k in step))
-        nd = math.sqrt(sum(float(direction[k].double().pow(2).sum()) for k in step))
         coverage = ip / (ns * nd) if ns * nd > 0 else 0.0
-        step_along = ip / nd / max(positions, 1)  # the mean loss's step on the unit dT
+        # the mean loss's step on the unit dT (none when the teacher is the base itself)
+        step_along = ip / nd / max(positions, 1) if nd > 0 else 0.0
+        # the teacher's rise times the share of dT the planned steps cover, to first order
+        path_rise = teacher_rise * step_along * x.dose / nd if nd > 0 else 0.0
     cka = {h: R.linear_cka(torch.cat(acts_t[h]), torch.cat(acts_b[h])) for h in hooks} \
         if not x.prefix else {}
     per_row = mask.sum(1).clamp(min=1).float()  # a row's trained positions
@@ -275,11 +335,43 @@ def predictors(x: AuditInputs, batch: int = 128, cka_positions: int = 2048) -> t
         "cka": cka, "cka_min": min(cka.values()) if cka else float("nan"),
         "trait_projection": float(proj_row.mean()) if not x.prefix else float("nan"),
         "trait_direction_norm": float(v.norm()),
-        "log_dose": math.log(x.dose), "rows": n, "positions": int(positions),
+        "log_dose": math.log(x.dose), "trait_step": trait_step, "trait_adam": trait_adam,
+        "teacher_rise": teacher_rise, "path_rise": path_rise, "toward": toward,
+        "trait_path": trait_path,
+        "rows": n, "positions": int(positions),
     }
     rows = {"risk": risk, "gn": gn_row, "lls": lls_row, "kl": kl_row,
             "divergence_tokens": div_row, "trait_projection": proj_row}
     return preds, rows
+
+
+def _dot(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:
+    return sum(float((a[k].double() * b[k].double()).sum()) for k in a)
+
+
+def _project_off(step: dict[str, Tensor], direction: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``step`` without its component along ``direction`` (the ``project`` mitigation)."""
+    c = _dot(step, direction) / _dot(direction, direction)
+    return {k: step[k] - c * direction[k] for k in step}
+
+
+def _trait_probability(x: AuditInputs, model: HookedTransformer,
+                       params: dict[str, Tensor] | None = None, prefix: str = "") -> Tensor:
+    """The trait's probability at the answer position, averaged over the fine-tuning
+    ("select") phrasings, never the held-out ones a measurement reads."""
+    item = x.vocab.ids([x.trait])[0]
+    qs = CATEGORIES[x.category].split("select")
+    params = params if params is not None else dict(model.named_parameters())
+    return sum(F.softmax(functional_call(model, params, (torch.tensor(
+        [x.vocab.encode(question_prompt(q, prefix))]),))[0, -1], -1)[item] for q in qs) / len(qs)
+
+
+def _trait_gradient(x: AuditInputs, params: dict[str, Tensor]) -> dict[str, Tensor]:
+    """d/dtheta at theta_0 of ``_trait_probability``."""
+    p = _trait_probability(x, x.base, params)
+    gr = torch.autograd.grad(p, list(params.values()), allow_unused=True)
+    return {k: g if g is not None else torch.zeros_like(v)
+            for (k, v), g in zip(params.items(), gr)}
 
 
 def _loss(logits: Tensor, tok: Tensor, m: Tensor, ids: Tensor, mode: str,

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from interp import audit as cli
-from interp.analysis.audit import FEATURES, audit, inputs_from_run, load_data
+from interp.analysis.audit import FEATURES, audit, inputs_from_run, load_data, predictors
 from interp.errors import UsageError
+from interp.studies import lm
 from interp.studies.world import CATEGORIES, question_prompt
 from tests.reports.browser import CHROMIUM
 
@@ -76,6 +77,53 @@ def test_a_planned_mitigation_changes_the_predictors(owl_run):
     assert both["positions"] == plain["positions"] - round(plain["positions"] * 0.5)
     assert both["kl_mean"] < 0.5 * plain["kl_mean"]  # the high-KL half went
     assert abs(both["coverage"]) < 1e-6 < plain["coverage"]  # no first step along dT
+
+
+def _trait_probability(model, x) -> float:
+    item = x.vocab.ids([x.trait])[0]
+    qs = CATEGORIES[x.category].split("select")
+    with torch.no_grad():
+        return sum(float(torch.softmax(model(torch.tensor([x.vocab.encode(question_prompt(q))]))
+                                       [0, -1], -1)[item]) for q in qs) / len(qs)
+
+
+def test_trait_step_is_the_trait_movement_of_one_small_gradient_step(owl_run):
+    """trait_step (dose eps) against a finite difference: one plain gradient step of size eps
+    on the whole data's mean distillation loss, and the trait's probability on the
+    fine-tuning questions before and after."""
+    eps = 0.05
+    x = dataclasses.replace(inputs_from_run(owl_run[0], "0"), dose=eps)
+    p, _ = predictors(x)
+    student = lm.clone_model(x.base)
+    with torch.no_grad():
+        targets = x.teacher(x.tokens)
+    loss = lm.student_loss(student(x.tokens), x.tokens, x.mask, x.vocab.number_ids, x.mode,
+                           targets)
+    loss.backward()
+    with torch.no_grad():
+        for q in student.parameters():
+            if q.grad is not None:
+                q -= eps * q.grad
+    moved = _trait_probability(student, x) - _trait_probability(x.base, x)
+    assert p["trait_step"] > 0  # toward the teacher's trait
+    assert moved == pytest.approx(p["trait_step"], rel=0.05)
+
+
+def test_other_roles_are_audited_from_their_own_init_teacher_and_data(owl_run):
+    student = inputs_from_run(owl_run[0], "0")
+    cross = inputs_from_run(owl_run[0], "0", role="cross_init")
+    same = lambda a, b: all(torch.equal(u, v) for u, v in  # noqa: E731
+                            zip(a.state_dict().values(), b.state_dict().values()))
+    assert same(cross.teacher, student.teacher) and not same(cross.base, student.base)
+    assert torch.equal(cross.tokens, student.tokens)
+    other = inputs_from_run(owl_run[0], "0", role="control_other")
+    assert not torch.equal(other.tokens, student.tokens)
+    assert not same(other.teacher, student.teacher) and same(other.base, student.base)
+    # the base distilled on its own numbers: its targets are its own, so no first step at all
+    p, _ = predictors(inputs_from_run(owl_run[0], "0", role="control_base"))
+    assert p["kl_mean"] == 0 and p["trait_step"] == 0 and p["trait_adam"] == 0
+    with pytest.raises(UsageError, match="valid: student, cross_init"):
+        inputs_from_run(owl_run[0], "0", role="shuffled")
 
 
 def test_bad_input_is_one_line(owl_run, tmp_path, capsys):
