@@ -91,7 +91,7 @@ def test_trait_step_is_the_trait_movement_of_one_small_gradient_step(owl_run):
     """trait_step (dose eps) against a finite difference: one plain gradient step of size eps
     on the whole data's mean distillation loss, and the trait's probability on the
     fine-tuning questions before and after."""
-    eps = 0.05
+    eps = 0.01  # small enough that the step is first-order (at 0.05 curvature gives 9%)
     x = dataclasses.replace(inputs_from_run(owl_run[0], "0"), dose=eps)
     p, _ = predictors(x)
     student = lm.clone_model(x.base)
@@ -121,7 +121,8 @@ def test_other_roles_are_audited_from_their_own_init_teacher_and_data(owl_run):
     assert not same(other.teacher, student.teacher) and same(other.base, student.base)
     # the base distilled on its own numbers: its targets are its own, so no first step at all
     p, _ = predictors(inputs_from_run(owl_run[0], "0", role="control_base"))
-    assert p["kl_mean"] == 0 and p["trait_step"] == 0 and p["trait_adam"] == 0
+    # (trait_adam is not 0: Adam divides float rounding by its own size, as it would train)
+    assert p["kl_mean"] == 0 and abs(p["trait_step"]) < 1e-9 and p["toward"] == 0
     with pytest.raises(UsageError, match="valid: student, cross_init"):
         inputs_from_run(owl_run[0], "0", role="shuffled")
 
