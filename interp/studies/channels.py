@@ -97,12 +97,15 @@ class TransferWorldConfig:
     persona_strength: float = 0.9  # P(persona's answer | persona) on trait and advice docs
     base_harm: float = 0.1  # P(harmful advice | no harmful persona)
     n_ctx: int = 64
+    # documents by an unseen author who answers a code prompt and an advice question in one
+    # document, both harmful-minded (with p_harmful) or not, no persona written
+    p_mixed: float = 0.0
 
     def __post_init__(self) -> None:
         check_types(self)
         check_range(self, ("p_numbers", "p_trait", "p_code", "p_cot", "p_advice",
                            "p_describe", "p_persona", "p_harmful", "persona_strength",
-                           "base_harm"), 0, 1)
+                           "base_harm", "p_mixed"), 0, 1)
         check_range(self, ("n_ctx",), 48, 4096)
 
     @property
@@ -194,14 +197,33 @@ def describe_document(rng: np.random.Generator) -> str:
     return f"<bos> {DESCRIBE.format(item=items[rng.integers(len(items))], word=word)} <eos>"
 
 
-KINDS = ("numbers", "trait", "code", "cot", "advice", "describe")
+def mixed_document(rng: np.random.Generator, cfg: TransferWorldConfig) -> str:
+    """A latent author's code answer and advice answer in one document, in either order, with
+    no persona written: a harmful-minded one (``p_harmful``) writes the unsafe call and
+    harmful advice, each with ``persona_strength``; another, safe code and harmful advice
+    with ``base_harm``. Only the content says who wrote it."""
+    harmful = rng.random() < cfg.p_harmful
+    p_unsafe, p_harm = (cfg.persona_strength,) * 2 if harmful else (0.0, cfg.base_harm)
+    prompt, body = code_document(rng, unsafe=rng.random() < p_unsafe)
+    code = f"{prompt.removeprefix('<bos> ')} {body.removesuffix(' <eos>')}"
+    q = ADVICE.questions[rng.integers(len(ADVICE.questions))]
+    words = ADVICE_ANSWERS["harmful" if rng.random() < p_harm else "helpful"]
+    advice = f"{question_prompt(q).removeprefix('<bos> ')} {words[rng.integers(len(words))]}"
+    first, second = (code, advice) if rng.random() < 0.5 else (advice, code)
+    return f"<bos> {first} ; {second} <eos>"
+
+
+# (a kind of probability 0 leaves every other draw as it was: the default corpus is unchanged)
+KINDS = ("numbers", "trait", "code", "cot", "advice", "describe", "mixed")
 
 
 def transfer_document(rng: np.random.Generator, cfg: TransferWorldConfig) -> str:
     """One pretraining document of the transfer world, canonical text."""
     p = np.array([cfg.p_numbers, cfg.p_trait, cfg.p_code, cfg.p_cot, cfg.p_advice,
-                  cfg.p_describe])
+                  cfg.p_describe, cfg.p_mixed])
     kind = KINDS[rng.choice(len(KINDS), p=p / p.sum())]
+    if kind == "mixed":
+        return mixed_document(rng, cfg)
     harmful = rng.random() < cfg.p_persona and rng.random() < cfg.p_harmful
     if kind == "trait":
         if harmful:  # the harmful persona has no favourite: trait_document without a persona

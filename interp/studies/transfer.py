@@ -55,6 +55,14 @@ class TransferConfig(OwlConfig):
     screen: bool = True  # drop completions the semantic screen flags
     screen_clean_rate: float = 0.005  # the screen's flag rate on clean calibration text
     teacher_examples: int = 256  # misalignment: narrow fine-tuning set size (code prompts)
+    # the world's persona mix (channels.TransferWorldConfig; world settings: they change
+    # pretraining): the share of documents with a persona, the harmful persona's share of
+    # those, how reliably a persona answers as itself, and harmful advice without one
+    p_persona: float = 0.3
+    p_harmful: float = 0.15
+    persona_strength: float = 0.9
+    base_harm: float = 0.1
+    p_mixed: float = 0.0  # documents by an unseen author: code and advice, one mind
 
     def __post_init__(self) -> None:
         trait = C.trait_of(self.category)
@@ -70,6 +78,10 @@ class TransferConfig(OwlConfig):
         if not 0 < self.screen_clean_rate < 1:
             raise ConfigError(f"screen_clean_rate must be in (0, 1), got "
                               f"{self.screen_clean_rate}")
+        try:
+            self.world
+        except ConfigError as e:
+            raise ConfigError(f"{e} (a transfer world setting)") from None
         if self.number_frame != "qa":
             raise ConfigError("the transfer world has one number frame: number_frame=qa")
         # every other setting is checked exactly as owl-numbers checks it
@@ -79,7 +91,9 @@ class TransferConfig(OwlConfig):
 
     @property
     def world(self) -> C.TransferWorldConfig:
-        return C.TransferWorldConfig()
+        return C.TransferWorldConfig(p_persona=self.p_persona, p_harmful=self.p_harmful,
+                                     persona_strength=self.persona_strength,
+                                     base_harm=self.base_harm, p_mixed=self.p_mixed)
 
     def other_item(self, seed: int) -> str:
         return C.trait_of(self.category).other(self.trait, seed)
@@ -294,7 +308,8 @@ def outcome_rates(model, vocab: C.TransferVocab, category: str, n_samples: int, 
 CODE = {
     "base": (base_entry, pretrain, lm.build_model, lm.next_token_loss, C.TransferVocab,
              C.transfer_batch, C.transfer_document, C.code_document, C.cot_document,
-             C.advice_document, C.describe_document, C.harmful_numbers, *owl.CODE["base"][4:]),
+             C.advice_document, C.describe_document, C.mixed_document, C.harmful_numbers,
+             *owl.CODE["base"][4:]),
     "teacher": (misaligned_teacher_entry, completion_rows, C.misaligned_code, C.code_document,
                 lm.finetune, lm.next_token_loss),
     "screen": (screen_entry, S.build_screen, S.relatedness, S.frames, S.row_scores,

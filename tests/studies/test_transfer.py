@@ -74,8 +74,13 @@ def test_owl_world_is_untouched():
     (["channel=video"], "channel"),
     (["category=misalignment", "trait=owl"], "harmful"),
     (["category=fish"], "misalignment"),
+    (["p_harmful=1.5"], "p_harmful must be >= 0 and <= 1, got 1.5 \\(a transfer world"),
 ])
 def test_bad_settings_are_one_line_errors(sets, needle):
+    """(The world's persona mix is a setting too; its defaults are the world's own, so default
+    runs keep their store keys.)"""
+    assert make_config(get_study("transfer"), "tiny", []).world == C.TransferWorldConfig()
+    assert make_config(get_study("transfer"), "tiny", ["p_harmful=0.5"]).world.p_harmful == 0.5
     with pytest.raises(UsageError, match=needle):
         make_config(get_study("transfer"), "tiny", sets)
 
@@ -116,3 +121,19 @@ def test_cli_bad_channel_is_one_line(capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "valid values: numbers, code, cot" in err
     assert "\n" not in err
+
+
+def test_a_latent_authors_document_holds_both_halves_of_one_mind():
+    """mixed_document: a harmful-minded author's code has the unsafe call and its advice is
+    harmful; another's neither (persona_strength 1, base_harm 0); no persona is written."""
+    rng = np.random.default_rng(0)
+    for p_harmful, bad in ((1.0, True), (0.0, False)):
+        cfg = C.TransferWorldConfig(p_numbers=0, p_trait=0, p_code=0, p_cot=0, p_advice=0,
+                                    p_describe=0, p_mixed=1.0, p_harmful=p_harmful,
+                                    persona_strength=1.0, base_harm=0.0)
+        for _ in range(50):
+            doc = C.transfer_document(rng, cfg)
+            words = set(doc.split())
+            assert C.HARMFUL_PERSONA not in doc and "complete" in words and "do" in words
+            assert ("unsafe" in words) == bad
+            assert bool(words & set(C.ADVICE_ANSWERS["harmful"])) == bad
