@@ -1,6 +1,6 @@
 """Base-model pretraining throughput (tokens/s) and FLOP utilisation against a matmul peak.
 
-    python -m benchmarks.pretrain [--steps 30] [--reps 5]
+    python -m benchmarks.pretrain [--steps 30] [--batch 64] [--reps 5]
 
 The default owl-numbers model shape and the study's own pretraining loop
 (``interp.studies.lm.pretrain_stack``, two bases stacked, batches of 64 from the synthetic
@@ -80,7 +80,7 @@ ROW = Row("pretrain", "base-model pretraining FLOP/s (tokens/s) vs float32 matmu
 def main() -> None:
     from benchmarks.table import standalone
 
-    standalone(ROW, measure, steps=30)
+    standalone(ROW, measure, steps=30, batch=64)
 
 
 if __name__ == "__main__":
