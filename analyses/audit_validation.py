@@ -2,9 +2,14 @@
 
     python -m interp.sweep sweeps/owl_audit.toml --workers 2
     python -m interp.sweep sweeps/owl_audit_fresh.toml --workers 2
-    python analyses/audit_validation.py runs/sweeps/owl_audit --fresh runs/sweeps/owl_audit_fresh
-                                        [--out runs/audit_validation.md]
-                                        [--calibration runs/audit_calibration.json]
+    python analyses/audit_validation.py runs/sweeps/owl_audit --fresh runs/sweeps/owl_audit_fresh \
+        --features coverage,gn_mean,lls_mean,divergence_fraction,kl_mean,cka_min,\
+trait_projection,log_dose,step_along,step_dose,trait_step,trait_adam,teacher_rise,path_rise,\
+toward,trait_path --calibration runs/audit_calibration1.json       # round 1
+    python -m interp.sweep sweeps/owl_audit_fresh2.toml --workers 2
+    python analyses/audit_validation.py runs/sweeps/owl_audit runs/sweeps/owl_audit_fresh \
+        --fresh runs/sweeps/owl_audit_fresh2 --primary trait_agreed \
+        --out runs/audit_validation2.md                                # round 2 (the calibration)
 
 1. For every finished cell and seed, the audit's predictors (``interp.analysis.audit``; from
    the cell's base, teacher and teacher data and its planned process only, never a student),
@@ -60,11 +65,15 @@ def cell_values(cell: Path) -> tuple[dict, float, int] | None:
     return mean, float(np.mean(rises)), len(rises)
 
 
+# the predictors a run compares and fits (``--features``; default: all of them)
+FEATS: tuple[str, ...] = FEATURES
+
+
 def loo_error(x: np.ndarray, y: np.ndarray, cols: list[int]) -> float:
     errs = []
     for i in range(len(y)):
         keep = np.arange(len(y)) != i
-        cal = fit(x[keep][:, cols], y[keep], tuple(FEATURES[c] for c in cols))
+        cal = fit(x[keep][:, cols], y[keep], tuple(FEATS[c] for c in cols))
         errs.append(cal.predict(dict(zip(cal.features, x[i, cols])))[0] - y[i])
     return float(np.mean(np.square(errs)))
 
@@ -94,7 +103,7 @@ def load(sweep_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray, list[int]]
         if v is None:
             continue
         labels.append(cell.name.rsplit("-", 1)[0])
-        xs.append([v[0][k] for k in FEATURES])
+        xs.append([v[0][k] for k in FEATS])
         ys.append(v[1])
         ns.append(v[2])
         print(f"{sweep_dir.name}/{labels[-1]}: measured {v[1]:+.4f}", flush=True)
@@ -103,7 +112,7 @@ def load(sweep_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray, list[int]]
 
 def fitted(x: np.ndarray, y: np.ndarray) -> tuple[Calibration, list[int]]:
     cols = select(x, y)
-    return fit(x[:, cols], y, tuple(FEATURES[c] for c in cols)), cols
+    return fit(x[:, cols], y, tuple(FEATS[c] for c in cols)), cols
 
 
 def predict(cal: Calibration, cols: list[int], x: np.ndarray) -> np.ndarray:
@@ -114,6 +123,7 @@ def families(labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Half of each family of variants (every other one, in name order) on each side."""
     fam: dict[str, list[int]] = {}
     for i, lab in enumerate(labels):
+        lab = lab.split("/")[-1]
         key = re.sub(r"_[-0-9.e:]+$", "", lab) if lab.startswith("mitigation") else \
             re.sub(r"_[^_]*\d[^_]*$", "", lab)
         fam.setdefault("trait" if lab.startswith("trait_") else key, []).append(i)
@@ -124,15 +134,33 @@ def families(labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("sweep_dir", type=Path, help="the variants the combination is fitted on")
+    p.add_argument("sweep_dirs", type=Path, nargs="+",
+                   help="the variants the combination is fitted on (one sweep or several)")
+    p.add_argument("--primary", default=None, choices=FEATURES,
+                   help="the single predictor named before the fresh variants ran (its "
+                        "Spearman on them is the headline beside the combination's)")
     p.add_argument("--fresh", type=Path, default=None,
                    help="a sweep of variants never seen while the predictors and the fit "
                         "were chosen: the held-out test")
     p.add_argument("--out", type=Path, default=Path("runs/audit_validation.md"))
     p.add_argument("--calibration", type=Path, default=Path("runs/audit_calibration.json"))
+    p.add_argument("--features", default=",".join(FEATURES),
+                   help="the predictors to compare and fit, comma-separated (default: all)")
     args = p.parse_args()
+    global FEATS
+    FEATS = tuple(args.features.split(","))
+    bad = [f for f in FEATS if f not in FEATURES]
+    if bad or (args.primary and args.primary not in FEATS):
+        raise SystemExit(f"unknown or unused predictor(s) {bad or [args.primary]}; valid: "
+                         f"{', '.join(FEATURES)}")
     setup_logging()
-    labels, x, y, ns = load(args.sweep_dir)
+    parts = [load(d) for d in args.sweep_dirs]
+    labels = [f"{d.name}/{lab}" if len(parts) > 1 else lab
+              for d, part in zip(args.sweep_dirs, parts) for lab in part[0]]
+    x = np.concatenate([part[1] for part in parts])
+    y = np.concatenate([part[2] for part in parts])
+    ns = [k for part in parts for k in part[3]]
+    fit_names = " ".join(str(d) for d in args.sweep_dirs)
     n = len(y)
     # the fit: forward selection on leave-one-out error, then ridge, on every fitting variant
     cal, cols = fitted(x, y)
@@ -146,30 +174,37 @@ def main() -> None:
         f_pred = predict(cal, cols, fx)
         resid_sd = float(np.std(f_pred - fy))
         where = f"{len(fy)} fresh variants ({args.fresh.name})"
-        for j, f in enumerate(FEATURES):  # each predictor's sign from the fitting variants
+        for j, f in enumerate(FEATS):  # each predictor's sign from the fitting variants
             sign = np.sign(rho(x[:, j], y)) or 1.0
             rows_f.append((f, f"{sign * rho(fx[:, j], fy):+.3f}", f"{rho(x[:, j], y):+.3f}",
                            "+" if sign > 0 else "-"))
         rows_f.append(("**combined** (" + ", ".join(cal.features) + ")",
                        f"**{rho(f_pred, fy):+.3f}**", f"{rho(loo, y):+.3f} (leave-one-out)",
                        "fitted"))
+        primary = []
+        if args.primary:
+            j = FEATS.index(args.primary)
+            sign = np.sign(rho(x[:, j], y)) or 1.0
+            primary = [f"**Primary (named before these variants ran): `{args.primary}` alone, "
+                       f"Spearman {sign * rho(fx[:, j], fy):+.3f}; the fitted combination "
+                       f"{rho(f_pred, fy):+.3f}.**"]
         headline = [
             f"**Held-out test: {len(fy)} fresh variants** (`{args.fresh}`), written and run "
             f"after the predictors were fixed and fitted on the {n} variants of "
-            f"`{args.sweep_dir}`; none of them was seen while the predictors, the features "
-            "or the fit were chosen.",
+            f"`{fit_names}`; none of them was seen while the predictors, the features "
+            "or the fit were chosen.", *primary,
             md_table(["predictor", f"Spearman on the {len(fy)} fresh variants",
                       f"Spearman on the {n} fitting variants", "sign (from the fitting "
                       "variants)"], rows_f),
             "## Fresh variants",
-            md_table(["variant", "seeds", "measured rise", "predicted", *FEATURES],
+            md_table(["variant", "seeds", "measured rise", "predicted", *FEATS],
                      [(lab, f_ns[i], f"{fy[i] * 100:+.2f}%", f"{f_pred[i] * 100:+.2f}%",
                        *(f"{v:.4g}" for v in fx[i])) for i, lab in enumerate(f_labels)])]
     else:
         resid_sd = float(np.std(loo - y))
         where = f"leave-one-out over the {n} fitting variants"
     cal = Calibration(cal.features, cal.mean, cal.sd, cal.coef, cal.intercept, resid_sd,
-                      fitted_on=f"{args.sweep_dir.name}: {n} variants (tiny preset); "
+                      fitted_on=f"{fit_names}: {n} variants (tiny preset); "
                                 f"interval from {where}")
     write_json(args.calibration, dataclasses.asdict(cal))
     # secondary: splits of the fitting variants themselves (seen while choosing predictors)
@@ -184,11 +219,14 @@ def main() -> None:
                        f"{rho(pr[test], y[test]):+.3f}"))
     md = "\n\n".join([
         "# The audit against measured transfer (owl-numbers, tiny preset)",
-        "Commands: `python -m interp.sweep sweeps/owl_audit.toml --workers 2`"
-        + (f", `python -m interp.sweep sweeps/{args.fresh.name}.toml --workers 2`"
-           if args.fresh else "")
-        + f", then `python analyses/audit_validation.py {args.sweep_dir}"
-        + (f" --fresh {args.fresh}" if args.fresh else "") + "`. Measured transfer = the "
+        "Commands: " + ", ".join(f"`python -m interp.sweep sweeps/{d.name}.toml --workers 2`"
+                                 for d in [*args.sweep_dirs, *([args.fresh] if args.fresh
+                                                               else [])])
+        + f", then `python analyses/audit_validation.py {fit_names}"
+        + (f" --fresh {args.fresh}" if args.fresh else "")
+        + (f" --primary {args.primary}" if args.primary else "")
+        + (f" --features {args.features}" if FEATS != FEATURES else "")
+        + "`. Measured transfer = the "
         "audited student's rise in the trait's probability over its own base's on the "
         "held-out questions, mean over seeds; cross-init and control cells audit that "
         "student (`--role`). Predictors read only the base (the student's init), the "
@@ -202,14 +240,15 @@ def main() -> None:
         *headline,
         "## Splits of the fitting variants (secondary)",
         "The predictors `trait_step`, `trait_adam`, `teacher_rise`, `path_rise`, `toward` and "
-        "`trait_path` were added after an earlier validation on these same variants "
-        "(held-out Spearman +0.17 with the first ten predictors), and `trait_path` was "
-        "designed while looking at all of them, so these splits are not a clean test; the "
-        "fresh variants above are.",
+        "`trait_path` were added after an earlier validation on owl_audit's variants "
+        "(held-out Spearman +0.17 with the first ten predictors), `trait_path` was designed "
+        "while looking at all of them, and `trait_agreed` after the first fresh set "
+        "(owl_audit_fresh) was measured, so these splits are not a clean test; the fresh "
+        "variants above are.",
         md_table(["split", "fit / test variants", "chosen", "Spearman on its test half"],
                  splits),
         "## Fitting variants",
-        md_table(["variant", "seeds", "measured rise", "fitted", "leave-one-out", *FEATURES],
+        md_table(["variant", "seeds", "measured rise", "fitted", "leave-one-out", *FEATS],
                  [(lab, ns[i], f"{y[i] * 100:+.2f}%", f"{pred[i] * 100:+.2f}%",
                    f"{loo[i] * 100:+.2f}%", *(f"{v:.4g}" for v in x[i]))
                   for i, lab in enumerate(labels)]),

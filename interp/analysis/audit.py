@@ -24,7 +24,9 @@ and which examples carry it.
    the teacher, Cloud et al.'s theorem, and picks up the trait in proportion). ``toward``:
    the planned steps' distance along the unit dT before a planned projection removes it
    (near 0 from another init); ``trait_path``: sign(trait_step) sqrt(|trait_step| toward),
-   the trait's movement counted only as far as the student heads toward the teacher.
+   the trait's movement counted only as far as the student heads toward the teacher;
+   ``trait_agreed``: trait_path where trait_step and the teacher's rise agree in sign, else 0
+   (trait_step for a prompted teacher).
 5. Teacher-base linear CKA per layer on the data's residual streams, and the projection of
    the data's mean residual shift (teacher - base, last layer) on the trait direction (the
    same shift at the answer position of the fine-tuning trait questions, never the held-out
@@ -67,7 +69,8 @@ from interp.studies.world import CATEGORIES, Vocab, categories_for, persona, que
 
 FEATURES = ("coverage", "gn_mean", "lls_mean", "divergence_fraction", "kl_mean",
             "cka_min", "trait_projection", "log_dose", "step_along", "step_dose",
-            "trait_step", "trait_adam", "teacher_rise", "path_rise", "toward", "trait_path")
+            "trait_step", "trait_adam", "teacher_rise", "path_rise", "toward", "trait_path",
+            "trait_agreed")
 
 
 @dataclasses.dataclass
@@ -316,6 +319,13 @@ def predictors(x: AuditInputs, batch: int = 128, cka_positions: int = 2048) -> t
         step_along = ip / nd / max(positions, 1) if nd > 0 else 0.0
         # the teacher's rise times the share of dT the planned steps cover, to first order
         path_rise = teacher_rise * step_along * x.dose / nd if nd > 0 else 0.0
+    # trait_path where the first step's trait movement and the teacher's own rise agree in
+    # sign (else 0: the step and the endpoint disagree on the trait's direction); without a
+    # weight direction (a prompted teacher) nothing gates the trait's movement: trait_step
+    if direction is None:
+        trait_agreed = trait_step
+    else:
+        trait_agreed = trait_path if trait_step * teacher_rise > 0 else 0.0
     cka = {h: R.linear_cka(torch.cat(acts_t[h]), torch.cat(acts_b[h])) for h in hooks} \
         if not x.prefix else {}
     per_row = mask.sum(1).clamp(min=1).float()  # a row's trained positions
@@ -337,7 +347,7 @@ def predictors(x: AuditInputs, batch: int = 128, cka_positions: int = 2048) -> t
         "trait_direction_norm": float(v.norm()),
         "log_dose": math.log(x.dose), "trait_step": trait_step, "trait_adam": trait_adam,
         "teacher_rise": teacher_rise, "path_rise": path_rise, "toward": toward,
-        "trait_path": trait_path,
+        "trait_path": trait_path, "trait_agreed": trait_agreed,
         "rows": n, "positions": int(positions),
     }
     rows = {"risk": risk, "gn": gn_row, "lls": lls_row, "kl": kl_row,
