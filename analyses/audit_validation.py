@@ -57,11 +57,11 @@ def cell_values(cell: Path) -> tuple[dict, float, int] | None:
     cache = cell / "audit_predictors.json"
     per_seed = json.loads(cache.read_text()) if cache.is_file() else {}
     for seed in map(str, summary["seeds"]):
-        if seed not in per_seed or any(k not in per_seed[seed] for k in FEATURES):
+        if seed not in per_seed or any(k not in per_seed[seed] for k in FEATS):
             p, _ = predictors(inputs_from_run(cell, seed, role=role))
             per_seed[seed] = {k: p[k] for k in FEATURES + ("lls_total",)}
     write_json(cache, per_seed)
-    mean = {k: float(np.nanmean([per_seed[s][k] for s in per_seed])) for k in FEATURES}
+    mean = {k: float(np.nanmean([per_seed[s][k] for s in per_seed])) for k in FEATS}
     return mean, float(np.mean(rises)), len(rises)
 
 
