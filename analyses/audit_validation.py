@@ -91,6 +91,14 @@ def select(x: np.ndarray, y: np.ndarray, max_features: int = 3) -> list[int]:
     return chosen
 
 
+def rho_ci(a: np.ndarray, b: np.ndarray, reps: int = 2000) -> str:
+    """Spearman's rho with a 95% percentile bootstrap interval over the variants."""
+    g = np.random.default_rng(0)
+    boot = [rho(a[i], b[i]) for i in (g.integers(len(a), size=len(a)) for _ in range(reps))]
+    lo, hi = np.nanpercentile(boot, [2.5, 97.5])
+    return f"{rho(a, b):+.3f} [{lo:+.2f}, {hi:+.2f}]"
+
+
 def rho(a: np.ndarray, b: np.ndarray) -> float:
     ok = ~np.isnan(a)
     return float(spearmanr(a[ok], b[ok])[0]) if ok.sum() > 2 else float("nan")
@@ -186,8 +194,9 @@ def main() -> None:
             j = FEATS.index(args.primary)
             sign = np.sign(rho(x[:, j], y)) or 1.0
             primary = [f"**Primary (named before these variants ran): `{args.primary}` alone, "
-                       f"Spearman {sign * rho(fx[:, j], fy):+.3f}; the fitted combination "
-                       f"{rho(f_pred, fy):+.3f}.**"]
+                       f"Spearman {rho_ci(sign * fx[:, j], fy)}; the fitted combination "
+                       f"{rho_ci(f_pred, fy)}** (95% bootstrap intervals over the fresh "
+                       "variants)."]
         headline = [
             f"**Held-out test: {len(fy)} fresh variants** (`{args.fresh}`), written and run "
             f"after the predictors were fixed and fitted on the {n} variants of "

@@ -16,17 +16,25 @@ import plotly.graph_objects as go
 from interp.reports.html import md_table, md_to_html, write_html
 from interp.storage.store import write_json, write_text
 
-SHOWN = ("coverage", "step_along", "step_dose", "gn_mean", "lls_mean", "lls_total",
-         "divergence_fraction", "kl_mean", "cka_min", "trait_projection", "log_dose", "rows",
-         "positions")
-WHAT = {"coverage": "cosine of the first distillation step with theta_T - theta_0",
+SHOWN = ("trait_agreed", "trait_path", "trait_step", "trait_adam", "toward", "teacher_rise",
+         "path_rise", "coverage", "step_along", "step_dose", "gn_mean", "lls_mean",
+         "lls_total", "divergence_fraction", "kl_mean", "cka_min", "trait_projection",
+         "log_dose", "rows", "positions")
+WHAT = {"trait_agreed": "trait_path where trait_step and teacher_rise agree in sign, else 0",
+        "trait_path": "sign(trait_step) sqrt(abs(trait_step) x toward)",
+        "trait_step": "the first step's movement of the trait's probability x steps x lr",
+        "trait_adam": "the same along Adam's expected first update",
+        "toward": "the planned steps' distance along the unit teacher direction",
+        "teacher_rise": "the teacher's own trait probability minus the base's",
+        "path_rise": "teacher_rise x the share of theta_T - theta_0 the steps cover",
+        "coverage": "cosine of the first distillation step with theta_T - theta_0",
         "step_along": "the first step (mean loss) along the unit teacher direction",
         "step_dose": "step_along x student steps x learning rate",
         "gn_mean": "Gauss-Newton form (J dT)^T M (J dT) per trained position",
         "lls_mean": "log p_T - log p_B of each example's completion, mean",
         "lls_total": "the same, summed over the dataset",
         "divergence_fraction": "trained positions where teacher and base argmax differ",
-        "kl_mean": "KL(teacher || base) per trained position (number channel)",
+        "kl_mean": "KL(teacher ‖ base) per trained position (number channel)",
         "cka_min": "lowest teacher-base linear CKA over layers",
         "trait_projection": "data's mean residual shift on the trait direction",
         "log_dose": "log(student steps x learning rate)",
@@ -85,7 +93,9 @@ def write(out: Path, result: dict) -> None:
     fig_cka = go.Figure(go.Bar(x=list(p["cka"]), y=list(p["cka"].values())))
     fig_cka.update_layout(title="Teacher-base linear CKA per layer", yaxis_title="CKA",
                           height=380)
-    sections = [("Prediction", f"<p>{html.escape(md.split(chr(10) * 2)[2])}</p>", []),
+    head = html.escape(md.split(chr(10) * 2)[2])  # markdown's **bold** as <b>
+    head = head.replace("**", "<b>", 1).replace("**", "</b>", 1)
+    sections = [("Prediction", f"<p>{head}</p>", []),
                 ("Predictors", md_to_html(md_table(
                     ["predictor", "value", "what"], [(k, _fmt(p[k]), WHAT[k]) for k in SHOWN])),
                  [fig_risk, fig_div] + ([fig_cka] if p["cka"] else [])),

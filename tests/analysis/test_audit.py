@@ -62,7 +62,13 @@ def test_cli_writes_the_audit_with_an_interval_and_it_renders(owl_run, tmp_path)
     assert r["interval"] == pytest.approx([expected - 1.96 * 0.04, expected + 1.96 * 0.04])
     assert 0 < p["divergence_fraction"] < 1 and 0 < p["cka_min"] <= 1 and p["kl_mean"] > 0
     assert p["coverage"] > 0  # the first distillation step points toward the teacher
-    assert "Predicted transfer" in (out / "audit.md").read_text()
+    md = (out / "audit.md").read_text()
+    assert "Predicted transfer" in md
+    table = md.split("## Predictors")[1].split("##")[0]
+    rows = [ln for ln in table.splitlines() if ln.startswith("| ")]
+    assert len(rows) > len(FEATURES) and all(ln.count("|") == 4 for ln in rows)  # 3 cells
+    assert "<b>" in (out / "audit.html").read_text() and "**" not in (
+        out / "audit.html").read_text().split("Predicted transfer")[1][:200]
     if CHROMIUM is not None:
         from tests.reports.browser import render
         rendered = render(out / "audit.html", tmp_path / "audit.png")
