@@ -214,7 +214,7 @@ def main() -> None:
         where = f"leave-one-out over the {n} fitting variants"
     cal = Calibration(cal.features, cal.mean, cal.sd, cal.coef, cal.intercept, resid_sd,
                       fitted_on=f"{fit_names}: {n} variants (tiny preset); "
-                                f"interval from {where}")
+                                f"interval from {where}", low=cal.low, high=cal.high)
     write_json(args.calibration, dataclasses.asdict(cal))
     # secondary: splits of the fitting variants themselves (seen while choosing predictors)
     splits = []

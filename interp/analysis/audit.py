@@ -308,8 +308,9 @@ def predictors(x: AuditInputs, batch: int = 128, cka_positions: int = 2048) -> t
     # the teacher (their geometric mean, signed by the trait's movement)
     trait_path = math.copysign(math.sqrt(abs(trait_step) * max(toward, 0.0)), trait_step)
     with torch.no_grad():  # the teacher's own rise (a prompted teacher reads its persona)
+        base_rate = float(_trait_probability(x, x.base))
         teacher_rise = float(_trait_probability(x, x.teacher, prefix=x.vocab.decode(x.prefix))
-                             - _trait_probability(x, x.base))
+                             - base_rate)
     coverage = step_along = path_rise = float("nan")
     if direction is not None:
         ip = sum(float((step[k].double() * direction[k].double()).sum()) for k in step)
@@ -347,7 +348,7 @@ def predictors(x: AuditInputs, batch: int = 128, cka_positions: int = 2048) -> t
         "trait_direction_norm": float(v.norm()),
         "log_dose": math.log(x.dose), "trait_step": trait_step, "trait_adam": trait_adam,
         "teacher_rise": teacher_rise, "path_rise": path_rise, "toward": toward,
-        "trait_path": trait_path, "trait_agreed": trait_agreed,
+        "trait_path": trait_path, "trait_agreed": trait_agreed, "base_rate": base_rate,
         "rows": n, "positions": int(positions),
     }
     rows = {"risk": risk, "gn": gn_row, "lls": lls_row, "kl": kl_row,
@@ -401,6 +402,9 @@ class Calibration:
     intercept: float
     resid_sd: float
     fitted_on: str = ""
+    # each predictor's range over the fitting variants: outside it the fit extrapolates
+    low: tuple[float, ...] = ()
+    high: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         bad = [f for f in self.features if f not in FEATURES]
@@ -409,6 +413,13 @@ class Calibration:
                              f"{', '.join(FEATURES)}")
         if not (len(self.features) == len(self.mean) == len(self.sd) == len(self.coef)):
             raise UsageError("calibration's features, mean, sd and coef differ in length")
+        if len(self.low) != len(self.high) or self.low and len(self.low) != len(self.features):
+            raise UsageError("calibration's low and high must name a range per feature")
+
+    def outside(self, preds: dict) -> list[str]:
+        """The predictors whose value lies outside the range the calibration was fitted on."""
+        return [f for f, lo, hi in zip(self.features, self.low, self.high)
+                if not _nan(preds[f]) and not lo <= float(preds[f]) <= hi]
 
     def predict(self, preds: dict) -> tuple[float, float, float]:
         # a predictor the audit could not compute (NaN: a prompted teacher has no weight
@@ -442,7 +453,8 @@ def fit(x: np.ndarray, y: np.ndarray, features: tuple[str, ...], ridge: float = 
     coef = np.linalg.solve(z.T @ z + ridge * np.eye(z.shape[1]), z.T @ (y - y.mean()))
     resid = y - y.mean() - z @ coef
     return Calibration(tuple(features), tuple(mean.tolist()), tuple(sd.tolist()),
-                       tuple(coef.tolist()), float(y.mean()), float(resid.std()))
+                       tuple(coef.tolist()), float(y.mean()), float(resid.std()),
+                       low=tuple(x.min(0).tolist()), high=tuple(x.max(0).tolist()))
 
 
 def audit(x: AuditInputs, calibration: Calibration | None = None, top: int = 20) -> dict:
@@ -450,6 +462,10 @@ def audit(x: AuditInputs, calibration: Calibration | None = None, top: int = 20)
     a calibration), and the ``top`` riskiest examples."""
     preds, rows = predictors(x)
     pred = calibration.predict(preds) if calibration else None
+    outside = calibration.outside(preds) if calibration else []
+    if pred is not None:  # a rise lies in [-base rate, 1 - base rate]
+        lo, hi = -preds["base_rate"], 1.0 - preds["base_rate"]
+        pred = tuple(min(max(v, lo), hi) for v in pred)
     order = torch.argsort(rows["risk"], descending=True, stable=True)[:top].tolist()
     top_rows = []
     for r in order:
@@ -464,5 +480,6 @@ def audit(x: AuditInputs, calibration: Calibration | None = None, top: int = 20)
             "predicted_transfer": pred[0] if pred else None,
             "interval": [pred[1], pred[2]] if pred else None,
             "calibration": calibration.fitted_on if calibration else None,
+            "outside_calibration": outside,
             "predictors": preds, "top_examples": top_rows,
             "risk_by_row": [float(v) for v in rows["risk"]]}

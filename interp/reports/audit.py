@@ -57,7 +57,11 @@ def markdown(result: dict) -> str:
         head = (f"Predicted transfer (the student's rise in the trait's rate on held-out "
                 f"questions): **{result['predicted_transfer'] * 100:.1f}%** "
                 f"[{lo * 100:.1f}, {hi * 100:.1f}] (95% prediction interval; calibration: "
-                f"{result['calibration']}).")
+                f"{result['calibration']})." + (
+                    f" Outside the range the calibration was fitted on "
+                    f"({', '.join(result['outside_calibration'])}): the fit extrapolates, and "
+                    "the prediction is clipped to the rises the base's rate allows."
+                    if result.get("outside_calibration") else ""))
     rows = [(k, _fmt(p[k]), WHAT[k]) for k in SHOWN]
     cka = md_table(["layer", "teacher-base CKA"], [(h, f"{v:.4f}") for h, v in p["cka"].items()])
     top = md_table(["rank", "row", "risk", "LLS", "GN", "KL", "divergence tokens", "completion"],

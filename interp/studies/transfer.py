@@ -79,7 +79,7 @@ class TransferConfig(OwlConfig):
             raise ConfigError(f"screen_clean_rate must be in (0, 1), got "
                               f"{self.screen_clean_rate}")
         try:
-            self.world
+            _ = self.world  # its own checks, named as a world setting
         except ConfigError as e:
             raise ConfigError(f"{e} (a transfer world setting)") from None
         if self.number_frame != "qa":

@@ -143,3 +143,17 @@ def test_bad_input_is_one_line(owl_run, tmp_path, capsys):
     bad.write_text('{"prompt": "q : zebra a :", "completion": "1 , 2"}\n')
     with pytest.raises(UsageError, match="bad.jsonl:1"):
         load_data(bad, inputs_from_run(owl_run[0]).vocab, {"model": {"n_ctx": 64}})
+
+
+def test_a_prediction_outside_the_calibration_is_flagged_and_stays_a_possible_rise(owl_run):
+    """A calibration fitted on a narrow range: the audited run lies outside it (flagged), and
+    the extrapolated prediction is clipped to [-base rate, 1 - base rate]."""
+    from interp.analysis.audit import Calibration
+
+    cal = Calibration(("kl_mean",), (0.0,), (1e-4,), (10.0,), 0.2, 0.01, "narrow",
+                      low=(0.0,), high=(1e-3,))
+    r = audit(inputs_from_run(owl_run[0], "0"), cal, top=1)
+    base = r["predictors"]["base_rate"]
+    assert r["outside_calibration"] == ["kl_mean"]
+    assert r["predicted_transfer"] == pytest.approx(1 - base)
+    assert r["interval"][1] == pytest.approx(1 - base)
