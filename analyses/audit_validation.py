@@ -198,10 +198,10 @@ def main() -> None:
                        f"{rho_ci(f_pred, fy)}** (95% bootstrap intervals over the fresh "
                        "variants)."]
         headline = [
-            f"**Held-out test: {len(fy)} fresh variants** (`{args.fresh}`), written and run "
-            f"after the predictors were fixed and fitted on the {n} variants of "
-            f"`{fit_names}`; none of them was seen while the predictors, the features "
-            "or the fit were chosen.", *primary,
+            f"**Held-out test: {len(fy)} fresh variants** (`{args.fresh}`); the combination "
+            f"is fitted on the {n} variants of `{fit_names}`; none of the fresh variants' "
+            "results was looked at while the predictors, the features or the fit were "
+            "chosen.", *primary,
             md_table(["predictor", f"Spearman on the {len(fy)} fresh variants",
                       f"Spearman on the {n} fitting variants", "sign (from the fitting "
                       "variants)"], rows_f),
