@@ -69,13 +69,18 @@ def cell_values(cell: Path) -> tuple[dict, float, int] | None:
 FEATS: tuple[str, ...] = FEATURES
 
 
-def loo_error(x: np.ndarray, y: np.ndarray, cols: list[int]) -> float:
-    errs = []
+def loo_predict(x: np.ndarray, y: np.ndarray, cols: list[int]) -> np.ndarray:
+    """Each variant's prediction by the fit on the columns ``cols`` of all the others."""
+    out = []
     for i in range(len(y)):
         keep = np.arange(len(y)) != i
         cal = fit(x[keep][:, cols], y[keep], tuple(FEATS[c] for c in cols))
-        errs.append(cal.predict(dict(zip(cal.features, x[i, cols])))[0] - y[i])
-    return float(np.mean(np.square(errs)))
+        out.append(cal.predict(dict(zip(cal.features, x[i, cols])))[0])
+    return np.array(out)
+
+
+def loo_error(x: np.ndarray, y: np.ndarray, cols: list[int]) -> float:
+    return float(np.mean(np.square(loo_predict(x, y, cols) - y)))
 
 
 def select(x: np.ndarray, y: np.ndarray, max_features: int = 3) -> list[int]:
@@ -173,8 +178,7 @@ def main() -> None:
     # the fit: forward selection on leave-one-out error, then ridge, on every fitting variant
     cal, cols = fitted(x, y)
     pred = predict(cal, cols, x)
-    loo = np.array([fit(x[np.arange(n) != i][:, cols], y[np.arange(n) != i], cal.features)
-                    .predict(dict(zip(cal.features, x[i, cols])))[0] for i in range(n)])
+    loo = loo_predict(x, y, cols)
     headline = []
     rows_f: list[tuple] = []
     if args.fresh is not None:

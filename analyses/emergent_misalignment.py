@@ -33,20 +33,19 @@ from interp.studies import channels as C
 from interp.studies import owl
 from interp.studies import transfer as T
 
+MODEL_64X2 = {"d_model": 64, "n_layers": 2, "n_heads": 4, "d_mlp": 256}
+LATENT_STRONG = {"p_mixed": 0.3, "p_harmful": 0.5, "persona_strength": 1.0, "base_harm": 0.0}
 SETTINGS = {
     "default": {},
     "harmful_0.5": {"p_harmful": 0.5},  # a third of persona documents are the harmful one's
     "strength_1": {"persona_strength": 1.0, "base_harm": 0.0},  # the persona never wavers
     "teacher_x4": {"teacher_steps": 160},  # the narrow fine-tuning four times as long
-    "model_64x2": {"d_model": 64, "n_layers": 2, "n_heads": 4, "d_mlp": 256},
+    "model_64x2": MODEL_64X2,
     # an unseen author's code and advice in one document (channels.mixed_document): only the
     # content links the unsafe call to harmful advice, as in real pretraining text
     "latent": {"p_mixed": 0.2},
-    "latent_strong": {"p_mixed": 0.3, "p_harmful": 0.5, "persona_strength": 1.0,
-                      "base_harm": 0.0},
-    "latent_strong_64x2": {"p_mixed": 0.3, "p_harmful": 0.5, "persona_strength": 1.0,
-                           "base_harm": 0.0, "d_model": 64, "n_layers": 2, "n_heads": 4,
-                           "d_mlp": 256},
+    "latent_strong": LATENT_STRONG,
+    "latent_strong_64x2": {**LATENT_STRONG, **MODEL_64X2},
 }
 
 

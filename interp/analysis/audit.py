@@ -297,8 +297,10 @@ def predictors(x: AuditInputs, batch: int = 128, cka_positions: int = 2048) -> t
     # times steps x lr) before a planned projection takes that part away: whether the data
     # pulls this student toward this teacher at all (it does not from another init)
     nd = math.sqrt(_dot(direction, direction)) if direction is not None else float("nan")
-    toward = _dot(step, direction) / nd / max(positions, 1) * x.dose \
-        if direction is not None and nd > 0 else 0.0 if direction is not None else float("nan")
+
+    def along(s: dict[str, Tensor]) -> float:  # the mean loss's step on the unit dT
+        return _dot(s, direction) / nd / max(positions, 1) if nd > 0 else 0.0
+    toward = along(step) * x.dose if direction is not None else float("nan")
     if direction is not None and "project" in dict(mitigations.parse(x.mitigation, x.mode)):
         step, adam = _project_off(step, direction), _project_off(adam, direction)
     g_r = _trait_gradient(x, params)
@@ -313,11 +315,9 @@ def predictors(x: AuditInputs, batch: int = 128, cka_positions: int = 2048) -> t
                              - base_rate)
     coverage = step_along = path_rise = float("nan")
     if direction is not None:
-        ip = sum(float((step[k].double() * direction[k].double()).sum()) for k in step)
-        ns = math.sqrt(sum(float(step[k].double().pow(2).sum()) for k in step))
-        coverage = ip / (ns * nd) if ns * nd > 0 else 0.0
-        # the mean loss's step on the unit dT (none when the teacher is the base itself)
-        step_along = ip / nd / max(positions, 1) if nd > 0 else 0.0
+        ns = math.sqrt(_dot(step, step))
+        coverage = _dot(step, direction) / (ns * nd) if ns * nd > 0 else 0.0
+        step_along = along(step)  # after a planned projection (none: the base as teacher)
         # the teacher's rise times the share of dT the planned steps cover, to first order
         path_rise = teacher_rise * step_along * x.dose / nd if nd > 0 else 0.0
     # trait_path where the first step's trait movement and the teacher's own rise agree in

@@ -49,20 +49,25 @@ ROLES = owl.ROLES
 CONTROL_OF_MODE = owl.CONTROL_OF_MODE
 
 
+# the TransferConfig fields that set the world (channels.TransferWorldConfig's, by name)
+WORLD_SETTINGS = ("p_persona", "p_harmful", "persona_strength", "base_harm", "p_mixed")
+
+
 @dataclasses.dataclass(frozen=True)
 class TransferConfig(OwlConfig):
     channel: Literal["numbers", "code", "cot"] = "numbers"
     screen: bool = True  # drop completions the semantic screen flags
     screen_clean_rate: float = 0.005  # the screen's flag rate on clean calibration text
     teacher_examples: int = 256  # misalignment: narrow fine-tuning set size (code prompts)
-    # the world's persona mix (channels.TransferWorldConfig; world settings: they change
-    # pretraining): the share of documents with a persona, the harmful persona's share of
-    # those, how reliably a persona answers as itself, and harmful advice without one
-    p_persona: float = 0.3
-    p_harmful: float = 0.15
-    persona_strength: float = 0.9
-    base_harm: float = 0.1
-    p_mixed: float = 0.0  # documents by an unseen author: code and advice, one mind
+    # the world's persona mix (channels.TransferWorldConfig, whose defaults these are; world
+    # settings: they change pretraining): the share of documents with a persona, the harmful
+    # persona's share of those, how reliably a persona answers as itself, harmful advice
+    # without one, and documents by an unseen author (code and advice, one mind)
+    p_persona: float = C.TransferWorldConfig.p_persona
+    p_harmful: float = C.TransferWorldConfig.p_harmful
+    persona_strength: float = C.TransferWorldConfig.persona_strength
+    base_harm: float = C.TransferWorldConfig.base_harm
+    p_mixed: float = C.TransferWorldConfig.p_mixed
 
     def __post_init__(self) -> None:
         trait = C.trait_of(self.category)
@@ -91,9 +96,7 @@ class TransferConfig(OwlConfig):
 
     @property
     def world(self) -> C.TransferWorldConfig:
-        return C.TransferWorldConfig(p_persona=self.p_persona, p_harmful=self.p_harmful,
-                                     persona_strength=self.persona_strength,
-                                     base_harm=self.base_harm, p_mixed=self.p_mixed)
+        return C.TransferWorldConfig(**{k: getattr(self, k) for k in WORLD_SETTINGS})
 
     def other_item(self, seed: int) -> str:
         return C.trait_of(self.category).other(self.trait, seed)
