@@ -8,8 +8,12 @@ trait_projection,log_dose,step_along,step_dose,trait_step,trait_adam,teacher_ris
 toward,trait_path --calibration runs/audit_calibration1.json       # round 1
     python -m interp.sweep sweeps/owl_audit_fresh2.toml --workers 2
     python analyses/audit_validation.py runs/sweeps/owl_audit runs/sweeps/owl_audit_fresh \
-        --fresh runs/sweeps/owl_audit_fresh2 --primary trait_agreed \
-        --out runs/audit_validation2.md                                # round 2 (the calibration)
+        --fresh runs/sweeps/owl_audit_fresh2 --primary trait_agreed --features <all but \
+trait_bound> --calibration runs/audit_calibration2.json --out runs/audit_validation2.md  # round 2
+    python -m interp.sweep sweeps/owl_audit_fresh3.toml --workers 2
+    python analyses/audit_validation.py runs/sweeps/owl_audit runs/sweeps/owl_audit_fresh \
+        runs/sweeps/owl_audit_fresh2 --fresh runs/sweeps/owl_audit_fresh3 --primary \
+        trait_bound --scan-bound --out runs/audit_validation3.md      # round 3 (the calibration)
 
 1. For every finished cell and seed, the audit's predictors (``interp.analysis.audit``; from
    the cell's base, teacher and teacher data and its planned process only, never a student),
@@ -24,6 +28,8 @@ toward,trait_path --calibration runs/audit_calibration1.json       # round 1
 4. Secondary: a random half and a family-stratified half of the fitting variants.
 5. The calibration, with the SD of the held-out residuals as the interval's width, is saved
    for ``python -m interp.audit``.
+6. ``--scan-bound``: Spearman of ``trait_bound`` on the fitting variants over a grid of its
+   exchange rate (how ``BOUND_SCALE`` was chosen: the grid's argmax on the fitting variants).
 """
 
 from __future__ import annotations
@@ -38,7 +44,15 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from interp.analysis.audit import FEATURES, Calibration, fit, inputs_from_run, predictors
+from interp.analysis.audit import (
+    BOUND_SCALE,
+    FEATURES,
+    Calibration,
+    fit,
+    inputs_from_run,
+    predictors,
+    trait_bound,
+)
 from interp.cli import setup_logging
 from interp.metrics.transfer import transfer
 from interp.reports.html import md_table
@@ -57,6 +71,9 @@ def cell_values(cell: Path) -> tuple[dict, float, int] | None:
     cache = cell / "audit_predictors.json"
     per_seed = json.loads(cache.read_text()) if cache.is_file() else {}
     for seed in map(str, summary["seeds"]):
+        got = per_seed.get(seed, {})
+        if "trait_bound" not in got and {"trait_agreed", "trait_adam"} <= got.keys():
+            got["trait_bound"] = trait_bound(got["trait_agreed"], got["trait_adam"])
         if seed not in per_seed or any(k not in per_seed[seed] for k in FEATS):
             p, _ = predictors(inputs_from_run(cell, seed, role=role))
             per_seed[seed] = {k: p[k] for k in FEATURES + ("lls_total",)}
@@ -94,6 +111,15 @@ def select(x: np.ndarray, y: np.ndarray, max_features: int = 3) -> list[int]:
             break
         best, chosen = err, chosen + [c]
     return chosen
+
+
+def bound_scan(x: np.ndarray, y: np.ndarray) -> list[tuple[str, str]]:
+    """Spearman of trait_bound on (x, y) for exchange rates on a log grid (step 6)."""
+    agreed, adam = x[:, FEATS.index("trait_agreed")], x[:, FEATS.index("trait_adam")]
+
+    def at(k: float) -> float:
+        return rho(np.array([trait_bound(a, b, k) for a, b in zip(agreed, adam)]), y)
+    return [(f"{k:.4f}", f"{at(k):+.3f}") for k in np.geomspace(0.004, 0.03, 22)]
 
 
 def rho_ci(a: np.ndarray, b: np.ndarray, reps: int = 2000) -> str:
@@ -159,10 +185,15 @@ def main() -> None:
     p.add_argument("--calibration", type=Path, default=Path("runs/audit_calibration.json"))
     p.add_argument("--features", default=",".join(FEATURES),
                    help="the predictors to compare and fit, comma-separated (default: all)")
+    p.add_argument("--scan-bound", action="store_true",
+                   help="report trait_bound's Spearman on the fitting variants over a grid of "
+                        f"its exchange rate (BOUND_SCALE = {BOUND_SCALE})")
     args = p.parse_args()
     global FEATS
     FEATS = tuple(args.features.split(","))
     bad = [f for f in FEATS if f not in FEATURES]
+    if args.scan_bound and not {"trait_agreed", "trait_adam"} <= set(FEATS):
+        raise SystemExit("--scan-bound needs trait_agreed and trait_adam among --features")
     if bad or (args.primary and args.primary not in FEATS):
         raise SystemExit(f"unknown or unused predictor(s) {bad or [args.primary]}; valid: "
                          f"{', '.join(FEATURES)}")
@@ -251,13 +282,18 @@ def main() -> None:
         "a shared 2-core machine: a 1-layer d_model 32 model; nothing here is measured on "
         "the default study.",
         *headline,
+        *(["## trait_bound's exchange rate, on the fitting variants",
+           f"`BOUND_SCALE` = {BOUND_SCALE} in `interp/analysis/audit.py`; Spearman of "
+           f"`trait_bound` over the {n} fitting variants at each rate:",
+           md_table(["rate", "Spearman"], bound_scan(x, y))] if args.scan_bound else []),
         "## Splits of the fitting variants (secondary)",
         "The predictors `trait_step`, `trait_adam`, `teacher_rise`, `path_rise`, `toward` and "
         "`trait_path` were added after an earlier validation on owl_audit's variants "
         "(held-out Spearman +0.17 with the first ten predictors), `trait_path` was designed "
-        "while looking at all of them, and `trait_agreed` after the first fresh set "
-        "(owl_audit_fresh) was measured, so these splits are not a clean test; the fresh "
-        "variants above are.",
+        "while looking at all of them, `trait_agreed` after the first fresh set "
+        "(owl_audit_fresh) was measured, and `trait_bound` after the second "
+        "(owl_audit_fresh2), so these splits are not a clean test; the fresh variants "
+        "above are.",
         md_table(["split", "fit / test variants", "chosen", "Spearman on its test half"],
                  splits),
         "## Fitting variants",

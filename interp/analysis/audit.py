@@ -27,6 +27,11 @@ and which examples carry it.
    the trait's movement counted only as far as the student heads toward the teacher;
    ``trait_agreed``: trait_path where trait_step and the teacher's rise agree in sign, else 0
    (trait_step for a prompted teacher).
+   ``trait_bound``: the smaller of two limits on a positive movement: trait_agreed (how far
+   the data pulls the student toward the teacher along the trait) and BOUND_SCALE x trait_adam
+   (Adam moves each weight about lr per step whatever the gradient's size, so the trait's
+   share of Adam's update caps it when the teacher is far away); BOUND_SCALE converts
+   between their units, chosen on the sweeps' variants (``audit_validation.py --scan-bound``).
 5. Teacher-base linear CKA per layer on the data's residual streams, and the projection of
    the data's mean residual shift (teacher - base, last layer) on the trait direction (the
    same shift at the answer position of the fine-tuning trait questions, never the held-out
@@ -70,7 +75,18 @@ from interp.studies.world import CATEGORIES, Vocab, categories_for, persona, que
 FEATURES = ("coverage", "gn_mean", "lls_mean", "divergence_fraction", "kl_mean",
             "cka_min", "trait_projection", "log_dose", "step_along", "step_dose",
             "trait_step", "trait_adam", "teacher_rise", "path_rise", "toward", "trait_path",
-            "trait_agreed")
+            "trait_agreed", "trait_bound")
+# trait_bound's exchange rate between trait_adam and trait_agreed: the argmax of Spearman over
+# the 84 variants of owl_audit, owl_audit_fresh and owl_audit_fresh2 (``--scan-bound``), fixed
+# before owl_audit_fresh3 was read
+BOUND_SCALE = 0.0086
+
+
+def trait_bound(trait_agreed: float, trait_adam: float, scale: float = BOUND_SCALE) -> float:
+    """min(trait_agreed, scale x trait_adam) for a rise (a fall or 0 passes unchanged)."""
+    if not trait_agreed > 0:
+        return trait_agreed
+    return min(trait_agreed, scale * max(trait_adam, 0.0))
 
 
 @dataclasses.dataclass
@@ -348,7 +364,8 @@ def predictors(x: AuditInputs, batch: int = 128, cka_positions: int = 2048) -> t
         "trait_direction_norm": float(v.norm()),
         "log_dose": math.log(x.dose), "trait_step": trait_step, "trait_adam": trait_adam,
         "teacher_rise": teacher_rise, "path_rise": path_rise, "toward": toward,
-        "trait_path": trait_path, "trait_agreed": trait_agreed, "base_rate": base_rate,
+        "trait_path": trait_path, "trait_agreed": trait_agreed,
+        "trait_bound": trait_bound(trait_agreed, trait_adam), "base_rate": base_rate,
         "rows": n, "positions": int(positions),
     }
     rows = {"risk": risk, "gn": gn_row, "lls": lls_row, "kl": kl_row,

@@ -16,11 +16,12 @@ import plotly.graph_objects as go
 from interp.reports.html import md_table, md_to_html, write_html
 from interp.storage.store import write_json, write_text
 
-SHOWN = ("trait_agreed", "trait_path", "trait_step", "trait_adam", "toward", "teacher_rise",
-         "path_rise", "coverage", "step_along", "step_dose", "gn_mean", "lls_mean",
+SHOWN = ("trait_bound", "trait_agreed", "trait_path", "trait_step", "trait_adam", "toward",
+         "teacher_rise", "path_rise", "coverage", "step_along", "step_dose", "gn_mean", "lls_mean",
          "lls_total", "divergence_fraction", "kl_mean", "cka_min", "trait_projection",
          "log_dose", "rows", "positions")
-WHAT = {"trait_agreed": "trait_path where trait_step and teacher_rise agree in sign, else 0",
+WHAT = {"trait_bound": "min(trait_agreed, BOUND_SCALE x trait_adam) for a rise",
+        "trait_agreed": "trait_path where trait_step and teacher_rise agree in sign, else 0",
         "trait_path": "sign(trait_step) sqrt(abs(trait_step) x toward)",
         "trait_step": "the first step's movement of the trait's probability x steps x lr",
         "trait_adam": "the same along Adam's expected first update",

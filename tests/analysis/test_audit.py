@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from interp import audit as cli
-from interp.analysis.audit import FEATURES, audit, inputs_from_run, load_data, predictors
+from interp.analysis.audit import (BOUND_SCALE, FEATURES, audit, inputs_from_run, load_data,
+                                   predictors, trait_bound)
 from interp.errors import UsageError
 from interp.studies import lm
 from interp.studies.world import CATEGORIES, question_prompt
@@ -113,6 +114,26 @@ def test_trait_step_is_the_trait_movement_of_one_small_gradient_step(owl_run):
     moved = _trait_probability(student, x) - _trait_probability(x.base, x)
     assert p["trait_step"] > 0  # toward the teacher's trait
     assert moved == pytest.approx(p["trait_step"], rel=0.05)
+
+
+def test_trait_bound_is_the_teacher_limit_near_the_base_and_never_above_it(owl_run):
+    """A teacher a twentieth of the way from the base to the run's teacher: the data's pull
+    (trait_agreed) shrinks with it, Adam's normalised update (trait_adam) does not, so the
+    bound is the teacher's limit there, and Adam's budget for the run's own teacher."""
+    x = inputs_from_run(owl_run[0], "0")
+    near = lm.clone_model(x.base)
+    t = dict(x.teacher.named_parameters())
+    with torch.no_grad():  # the weights only (the buffers hold -inf masks)
+        for k, b in near.named_parameters():
+            b += 0.05 * (t[k] - b)
+    full, _ = predictors(x)
+    close, _ = predictors(dataclasses.replace(x, teacher=near))
+    assert 0 < close["trait_agreed"] < 0.15 * full["trait_agreed"]
+    assert 0.5 < close["trait_adam"] / full["trait_adam"] < 2
+    assert close["trait_bound"] == close["trait_agreed"]
+    # the run's own teacher is far enough away that Adam's budget binds
+    assert full["trait_bound"] == BOUND_SCALE * full["trait_adam"] < full["trait_agreed"]
+    assert trait_bound(-0.01, 5.0) == -0.01 and trait_bound(0.01, -1.0) == 0.0
 
 
 def test_other_roles_are_audited_from_their_own_init_teacher_and_data(owl_run):
