@@ -13,7 +13,7 @@ trait_bound> --calibration runs/audit_calibration2.json --out runs/audit_validat
     python -m interp.sweep sweeps/owl_audit_fresh3.toml --workers 2
     python analyses/audit_validation.py runs/sweeps/owl_audit runs/sweeps/owl_audit_fresh \
         runs/sweeps/owl_audit_fresh2 --fresh runs/sweeps/owl_audit_fresh3 --primary \
-        trait_bound --scan-bound --out runs/audit_validation3.md      # round 3 (the calibration)
+        trait_bound --scan-bound --out runs/audit_validation3.md      # round 3
 
 1. For every finished cell and seed, the audit's predictors (``interp.analysis.audit``; from
    the cell's base, teacher and teacher data and its planned process only, never a student),
@@ -178,8 +178,8 @@ def main() -> None:
     p.add_argument("--primary", default=None, choices=FEATURES,
                    help="the single predictor named before the fresh variants ran (its "
                         "Spearman on them is the headline beside the combination's)")
-    p.add_argument("--fresh", type=Path, default=None,
-                   help="a sweep of variants never seen while the predictors and the fit "
+    p.add_argument("--fresh", type=Path, nargs="+", default=None,
+                   help="sweeps of variants never seen while the predictors and the fit "
                         "were chosen: the held-out test")
     p.add_argument("--out", type=Path, default=Path("runs/audit_validation.md"))
     p.add_argument("--calibration", type=Path, default=Path("runs/audit_calibration.json"))
@@ -213,10 +213,16 @@ def main() -> None:
     headline = []
     rows_f: list[tuple] = []
     if args.fresh is not None:
-        f_labels, fx, fy, f_ns = load(args.fresh)
+        f_parts = [load(d) for d in args.fresh]
+        f_labels = [f"{d.name}/{lab}" if len(f_parts) > 1 else lab
+                    for d, part in zip(args.fresh, f_parts) for lab in part[0]]
+        fx = np.concatenate([part[1] for part in f_parts])
+        fy = np.concatenate([part[2] for part in f_parts])
+        f_ns = [k for part in f_parts for k in part[3]]
+        fresh_names = " ".join(str(d) for d in args.fresh)
         f_pred = predict(cal, cols, fx)
         resid_sd = float(np.std(f_pred - fy))
-        where = f"{len(fy)} fresh variants ({args.fresh.name})"
+        where = f"{len(fy)} fresh variants ({', '.join(d.name for d in args.fresh)})"
         for j, f in enumerate(FEATS):  # each predictor's sign from the fitting variants
             sign = np.sign(rho(x[:, j], y)) or 1.0
             rows_f.append((f, f"{sign * rho(fx[:, j], fy):+.3f}", f"{rho(x[:, j], y):+.3f}",
@@ -228,12 +234,13 @@ def main() -> None:
         if args.primary:
             j = FEATS.index(args.primary)
             sign = np.sign(rho(x[:, j], y)) or 1.0
-            primary = [f"**Primary (named before these variants ran): `{args.primary}` alone, "
+            primary = [f"**Primary (named before any of these variants' results was read): "
+                       f"`{args.primary}` alone, "
                        f"Spearman {rho_ci(sign * fx[:, j], fy)}; the fitted combination "
                        f"{rho_ci(f_pred, fy)}** (95% bootstrap intervals over the fresh "
                        "variants)."]
         headline = [
-            f"**Held-out test: {len(fy)} fresh variants** (`{args.fresh}`); the combination "
+            f"**Held-out test: {len(fy)} fresh variants** (`{fresh_names}`); the combination "
             f"is fitted on the {n} variants of `{fit_names}`; none of the fresh variants' "
             "results was looked at while the predictors, the features or the fit were "
             "chosen.", *primary,
@@ -264,10 +271,9 @@ def main() -> None:
     md = "\n\n".join([
         "# The audit against measured transfer (owl-numbers, tiny preset)",
         "Commands: " + ", ".join(f"`python -m interp.sweep sweeps/{d.name}.toml --workers 2`"
-                                 for d in [*args.sweep_dirs, *([args.fresh] if args.fresh
-                                                               else [])])
+                                 for d in [*args.sweep_dirs, *(args.fresh or [])])
         + f", then `python analyses/audit_validation.py {fit_names}"
-        + (f" --fresh {args.fresh}" if args.fresh else "")
+        + (f" --fresh {' '.join(map(str, args.fresh))}" if args.fresh else "")
         + (f" --primary {args.primary}" if args.primary else "")
         + (f" --features {args.features}" if FEATS != FEATURES else "")
         + "`. Measured transfer = the "
