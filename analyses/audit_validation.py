@@ -13,7 +13,13 @@ trait_bound> --calibration runs/audit_calibration2.json --out runs/audit_validat
     python -m interp.sweep sweeps/owl_audit_fresh3.toml --workers 2
     python analyses/audit_validation.py runs/sweeps/owl_audit runs/sweeps/owl_audit_fresh \
         runs/sweeps/owl_audit_fresh2 --fresh runs/sweeps/owl_audit_fresh3 --primary \
-        trait_bound --scan-bound --out runs/audit_validation3.md      # round 3
+        trait_bound --scan-bound --calibration runs/audit_calibration3.json \
+        --out runs/audit_validation3.md                                # round 3
+    python -m interp.sweep sweeps/owl_audit_fresh4.toml --workers 2
+    python analyses/audit_validation.py runs/sweeps/owl_audit runs/sweeps/owl_audit_fresh \
+        runs/sweeps/owl_audit_fresh2 --fresh runs/sweeps/owl_audit_fresh3 \
+        runs/sweeps/owl_audit_fresh4 --primary trait_bound --scan-bound \
+        --out runs/audit_validation4.md                    # round 4 (the calibration)
 
 1. For every finished cell and seed, the audit's predictors (``interp.analysis.audit``; from
    the cell's base, teacher and teacher data and its planned process only, never a student),
