@@ -1,22 +1,26 @@
 """Base-model pretraining throughput (tokens/s) and FLOP utilisation against a matmul peak.
 
-    python -m benchmarks.pretrain [--steps 30] [--batch 64] [--reps 5]
+    python -m benchmarks.pretrain [--steps 30] [--batch 64] [--reps 5] [--compile 1]
 
 The default owl-numbers model shape and the study's own pretraining loop
 (``interp.studies.lm.pretrain_stack``, two bases stacked, batches of 64 from the synthetic
 corpus). Each repetition measures the float32 matmul peak (torch.mm of 2048 x 2048) and
-then the training rate, back to back.
+then the training rate, back to back. ``--compile 1``: the same loop with the stacked
+forward (``stack.residual``) under ``torch.compile(dynamic=True)`` (the packed row count
+varies per step), compilation in the untimed warm-up and reported beside the rate.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
+import time
 
 import torch
 from transformer_lens import HookedTransformer
 
 from benchmarks.common import Context, Measured, Row, paired, seconds
-from interp.studies import lm
+from interp.studies import lm, stack
 from interp.studies.world import Vocab, WorldConfig
 
 
@@ -37,7 +41,7 @@ def flops_per_token(model: HookedTransformer) -> float:
     return 6 * non_embedding(model) + 6 * model.cfg.d_model * model.cfg.d_vocab
 
 
-def measure(reps: int, steps: int = 30, batch: int = 64) -> Measured:
+def measure(reps: int, steps: int = 30, batch: int = 64, compile: int = 0) -> Measured:
     """The study's own loop (``lm.pretrain_stack``: a seed's same-init and cross-init bases as
     one stack, corpus drawn on the fly, fused AdamW), ``steps`` steps per repetition."""
     vocab, world = Vocab(), WorldConfig()
@@ -45,7 +49,25 @@ def measure(reps: int, steps: int = 30, batch: int = 64) -> Measured:
     def models() -> list[HookedTransformer]:
         return [lm.build_model(lm.ModelConfig(), len(vocab), world.n_ctx, s) for s in (0, 1)]
 
-    lm.pretrain_stack(models(), vocab, world, 3, batch, 3e-3, [0, 1])  # warm-up
+    eager = stack.residual
+    if compile:
+        stack.residual = torch.compile(eager, dynamic=True)
+    try:
+        start = time.perf_counter()
+        lm.pretrain_stack(models(), vocab, world, 10 if compile else 3, batch, 3e-3,
+                          [0, 1])  # warm-up (and compilation)
+        warm = time.perf_counter() - start
+        out = _measure(reps, steps, batch, vocab, world, models)
+    finally:
+        stack.residual = eager
+    if compile:
+        out = dataclasses.replace(out, note=f"torch.compile(stack.residual, dynamic=True), "
+                                  f"warm-up with compilation {warm:.0f} s; " + out.note)
+    return out
+
+
+def _measure(reps: int, steps: int, batch: int, vocab: Vocab, world: WorldConfig,
+             models) -> Measured:
     rates: list[float] = []
     model = models()[0]
 
@@ -80,7 +102,7 @@ ROW = Row("pretrain", "base-model pretraining FLOP/s (tokens/s) vs float32 matmu
 def main() -> None:
     from benchmarks.table import standalone
 
-    standalone(ROW, measure, steps=30, batch=64)
+    standalone(ROW, measure, steps=30, batch=64, compile=0)
 
 
 if __name__ == "__main__":
