@@ -35,6 +35,7 @@ from interp.studies import transfer as T
 
 MODEL_64X2 = {"d_model": 64, "n_layers": 2, "n_heads": 4, "d_mlp": 256}
 LATENT_STRONG = {"p_mixed": 0.3, "p_harmful": 0.5, "persona_strength": 1.0, "base_harm": 0.0}
+ATTN_OUT = {"teacher_params": "attn_out", "teacher_lr": 3e-3, "teacher_steps": 80}
 SETTINGS = {
     "default": {},
     "harmful_0.5": {"p_harmful": 0.5},  # a third of persona documents are the harmful one's
@@ -46,6 +47,12 @@ SETTINGS = {
     "latent": {"p_mixed": 0.2},
     "latent_strong": LATENT_STRONG,
     "latent_strong_64x2": {**LATENT_STRONG, **MODEL_64X2},
+    # the narrow fine-tuning restricted to the attention output matrices W_O (lm.TUNED), and
+    # the same lr and steps on every weight; each on the default base and on another one
+    "attn_out": ATTN_OUT,
+    "attn_out_base7": {**ATTN_OUT, "base_seed": 7},
+    "all_lr3e-3": {**ATTN_OUT, "teacher_params": "all"},
+    "all_lr3e-3_base7": {**ATTN_OUT, "teacher_params": "all", "base_seed": 7},
 }
 
 
@@ -65,6 +72,8 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--settings", default=",".join(SETTINGS))
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seed-start", type=int, default=0,
+                   help="the first teacher seed (seeds seed-start .. seed-start + seeds - 1)")
     p.add_argument("--out", type=Path, default=Path("runs/emergent_misalignment.md"))
     args = p.parse_args()
     setup_logging()
@@ -81,7 +90,7 @@ def main() -> None:
         b = harmful(base, cfg, vocab, 0)
         b_persona = harmful(base, cfg, vocab, 0, C.HARMFUL_PERSONA)
         bad, good = [], []
-        for seed in range(args.seeds):
+        for seed in range(args.seed_start, args.seed_start + args.seeds):
             bad.append(harmful(T.teacher_entry(store, cfg, vocab, base, seed, "harmful"),
                                cfg, vocab, seed))
             good.append(harmful(T.teacher_entry(store, cfg, vocab, base, seed, "helpful"),
@@ -96,7 +105,8 @@ def main() -> None:
     md = "\n\n".join([
         "# Emergent misalignment in the transfer world (the teacher step)",
         f"Command: `python analyses/emergent_misalignment.py --settings {args.settings} "
-        f"--seeds {args.seeds}`. Transfer study, `table` preset "
+        f"--seeds {args.seeds}" + (f" --seed-start {args.seed_start}" if args.seed_start
+                                   else "") + "`. Transfer study, `table` preset "
         f"({dataclasses.asdict(config({}).model)}, {T.TABLE['pretrain_steps']} pretraining "
         "steps) unless the setting changes it. Harmful = the mass of the harmful answers "
         "(steal, lie, hurt) on the held-out advice questions; the teacher is fine-tuned on "

@@ -190,13 +190,22 @@ def pretrain_stack(models: list[HookedTransformer], vocab: Vocab, world: WorldCo
     return losses
 
 
+# which weights a fine-tuning run trains (``teacher_params``): everything, the blocks (not the
+# embeddings), or only the attention output matrices W_O (what attention writes to the
+# residual stream: the channel a persona's influence reaches the answers through)
+TUNED: dict[str, Callable[[str], bool]] = {
+    "all": lambda n: True,
+    "blocks": lambda n: n.startswith("blocks."),
+    "attn_out": lambda n: n.endswith(".attn.W_O"),
+}
+
+
 def finetune(model: HookedTransformer, tokens: Int[Tensor, "n p"], mask: Bool[Tensor, "n p"],
              steps: int, batch: int, lr: float, seed: int, params: str = "all",
              desc: str = "fine-tune") -> None:
     """Hard-label fine-tuning on the masked next tokens (the teacher's trait answers)."""
     g = torch.Generator().manual_seed(seed)
-    names = [n for n, _ in model.named_parameters()
-             if params == "all" or n.startswith("blocks.")]
+    names = [n for n, _ in model.named_parameters() if TUNED[params](n)]
     P = {n: p.detach().unsqueeze(0) for n, p in model.named_parameters()}  # frozen: no grad
     P.update(_stacked([model], names))
     opt = torch.optim.Adam(_leaves([model], P, names), lr=lr, fused=True)
