@@ -155,6 +155,16 @@ def load(sweep_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray, list[int]]
     return labels, np.array(xs), np.array(ys), ns
 
 
+def load_all(sweep_dirs: list[Path]) -> tuple[list[str], np.ndarray, np.ndarray, list[int]]:
+    """``load`` over several sweeps, concatenated (labels prefixed by the sweep's name when
+    there are several)."""
+    parts = [load(d) for d in sweep_dirs]
+    labels = [f"{d.name}/{lab}" if len(parts) > 1 else lab
+              for d, part in zip(sweep_dirs, parts) for lab in part[0]]
+    return (labels, np.concatenate([part[1] for part in parts]),
+            np.concatenate([part[2] for part in parts]), [k for part in parts for k in part[3]])
+
+
 def fitted(x: np.ndarray, y: np.ndarray) -> tuple[Calibration, list[int]]:
     cols = select(x, y)
     return fit(x[:, cols], y, tuple(FEATS[c] for c in cols)), cols
@@ -204,12 +214,7 @@ def main() -> None:
         raise SystemExit(f"unknown or unused predictor(s) {bad or [args.primary]}; valid: "
                          f"{', '.join(FEATURES)}")
     setup_logging()
-    parts = [load(d) for d in args.sweep_dirs]
-    labels = [f"{d.name}/{lab}" if len(parts) > 1 else lab
-              for d, part in zip(args.sweep_dirs, parts) for lab in part[0]]
-    x = np.concatenate([part[1] for part in parts])
-    y = np.concatenate([part[2] for part in parts])
-    ns = [k for part in parts for k in part[3]]
+    labels, x, y, ns = load_all(args.sweep_dirs)
     fit_names = " ".join(str(d) for d in args.sweep_dirs)
     n = len(y)
     # the fit: forward selection on leave-one-out error, then ridge, on every fitting variant
@@ -219,12 +224,7 @@ def main() -> None:
     headline = []
     rows_f: list[tuple] = []
     if args.fresh is not None:
-        f_parts = [load(d) for d in args.fresh]
-        f_labels = [f"{d.name}/{lab}" if len(f_parts) > 1 else lab
-                    for d, part in zip(args.fresh, f_parts) for lab in part[0]]
-        fx = np.concatenate([part[1] for part in f_parts])
-        fy = np.concatenate([part[2] for part in f_parts])
-        f_ns = [k for part in f_parts for k in part[3]]
+        f_labels, fx, fy, f_ns = load_all(args.fresh)
         fresh_names = " ".join(str(d) for d in args.fresh)
         f_pred = predict(cal, cols, fx)
         resid_sd = float(np.std(f_pred - fy))
