@@ -11,8 +11,15 @@ import pytest
 import torch
 
 from interp import audit as cli
-from interp.analysis.audit import (BOUND_SCALE, FEATURES, audit, inputs_from_run, load_data,
-                                   predictors, trait_bound)
+from interp.analysis.audit import (
+    BOUND_SCALE,
+    FEATURES,
+    audit,
+    inputs_from_run,
+    load_data,
+    predictors,
+    trait_bound,
+)
 from interp.errors import UsageError
 from interp.studies import lm
 from interp.studies.world import CATEGORIES, question_prompt

@@ -204,3 +204,17 @@ def test_linear_cross_entropy_is_cross_entropy_with_its_gradient():
     assert new.item() == pytest.approx(ref.item(), rel=1e-6)
     for a, c in zip(refs, news):
         assert (a - c).abs().max() <= 1e-5 * float(a.abs().max())
+
+
+@pytest.mark.parametrize("params", sorted(lm.TUNED))
+def test_finetune_trains_exactly_the_weights_it_names(params):
+    """``teacher_params``: all, the blocks, or only the attention output matrices W_O."""
+    model = models(SMALL, (0,))[0]
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    tokens, mask = number_data(0)
+    lm.finetune(model, tokens, mask, 3, 8, 1e-2, 0, params)
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    named = {n for n in before if lm.TUNED[params](n)}
+    assert moved == named - {n for n in named if n.endswith("b_K")} or moved == named
+    if params == "attn_out":
+        assert moved == {f"blocks.{i}.attn.W_O" for i in range(SMALL.n_layers)}
