@@ -45,7 +45,8 @@ and which examples carry it.
    (``Calibration``, fitted by ``analyses/audit_validation.py`` on sweep variants and saved as
    JSON), with an interval of +- 1.96 held-out residual SDs.
 
-Owns: ``AuditInputs``, ``inputs_from_run``, ``predictors``, ``Calibration``, ``audit``.
+Owns: ``AuditInputs``, ``inputs_from_run``, ``predictors``, ``trait_bound``, ``Calibration``,
+``audit``.
 Must not import: reports, the CLIs.
 """
 
