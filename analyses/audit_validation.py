@@ -19,7 +19,12 @@ trait_bound> --calibration runs/audit_calibration2.json --out runs/audit_validat
     python analyses/audit_validation.py runs/sweeps/owl_audit runs/sweeps/owl_audit_fresh \
         runs/sweeps/owl_audit_fresh2 --fresh runs/sweeps/owl_audit_fresh3 \
         runs/sweeps/owl_audit_fresh4 --primary trait_bound --scan-bound \
-        --out runs/audit_validation4.md                    # round 4 (the calibration)
+        --calibration runs/audit_calibration4.json --out runs/audit_validation4.md  # round 4
+    python -m interp.sweep sweeps/owl_audit_fresh5.toml --workers 2
+    python analyses/audit_validation.py runs/sweeps/owl_audit runs/sweeps/owl_audit_fresh \
+        runs/sweeps/owl_audit_fresh2 --fresh runs/sweeps/owl_audit_fresh3 \
+        runs/sweeps/owl_audit_fresh4 runs/sweeps/owl_audit_fresh5 --primary trait_bound \
+        --scan-bound --out runs/audit_validation5.md       # round 5 (the calibration)
 
 1. For every finished cell and seed, the audit's predictors (``interp.analysis.audit``; from
    the cell's base, teacher and teacher data and its planned process only, never a student),
