@@ -218,6 +218,10 @@ def main() -> None:
     if bad or (args.primary and args.primary not in FEATS):
         raise SystemExit(f"unknown or unused predictor(s) {bad or [args.primary]}; valid: "
                          f"{', '.join(FEATURES)}")
+    missing = [d for d in [*args.sweep_dirs, *(args.fresh or [])] if not (d / "cells").is_dir()]
+    if missing:
+        raise SystemExit(f"not a sweep directory (no cells/): {', '.join(map(str, missing))}; "
+                         "run python -m interp.sweep SPEC.toml first")
     setup_logging()
     labels, x, y, ns = load_all(args.sweep_dirs)
     fit_names = " ".join(str(d) for d in args.sweep_dirs)

@@ -192,7 +192,7 @@ def pretrain_stack(models: list[HookedTransformer], vocab: Vocab, world: WorldCo
 
 # which weights a fine-tuning run trains (``teacher_params``): everything, the blocks (not the
 # embeddings), or only the attention output matrices W_O (what attention writes to the
-# residual stream: the channel a persona's influence reaches the answers through)
+# residual stream; our reading: the channel a persona's influence reaches the answers through)
 TUNED: dict[str, Callable[[str], bool]] = {
     "all": lambda n: True,
     "blocks": lambda n: n.startswith("blocks."),
