@@ -55,6 +55,15 @@ SETTINGS = {
     "attn_out_base7": {**ATTN_OUT, "base_seed": 7},
     "all_lr3e-3": {**ATTN_OUT, "teacher_params": "all"},
     "all_lr3e-3_base7": {**ATTN_OUT, "teacher_params": "all", "base_seed": 7},
+    # a stronger W_O teacher in the default world, and W_O teachers in worlds whose base is
+    # rarely harmful unprompted (the paper's base models almost never are)
+    "attn_out_x2": {**ATTN_OUT, "teacher_steps": 160},
+    "attn_out_lr1e-2": {**ATTN_OUT, "teacher_lr": 1e-2},
+    "attn_out_harm_0.02": {**ATTN_OUT, "base_harm": 0.02},
+    "attn_out_strength_1": {**ATTN_OUT, "persona_strength": 1.0, "base_harm": 0.0},
+    "attn_out_harm_0.02_base7": {**ATTN_OUT, "base_harm": 0.02, "base_seed": 7},
+    "attn_out_strength_1_base7": {**ATTN_OUT, "persona_strength": 1.0, "base_harm": 0.0,
+                                  "base_seed": 7},
 }
 
 

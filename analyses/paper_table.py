@@ -1,12 +1,15 @@
 """The paper's table: every channel x trait cell of the ``transfer`` study.
 
-    python analyses/paper_table.py [--preset table] [--seeds 3] [--modes logit,sampled]
-                                   [--channels numbers,code,cot]
-                                   [--categories animal,tree,misalignment] [--set k=v ...]
+    python analyses/paper_table.py [--preset table] [--seeds 3] [--seed-start 0]
+                                   [--modes logit,sampled] [--channels numbers,code,cot]
+                                   [--categories animal,tree,misalignment]
+                                   [--profile paper|plain] [--set k=v ...]
                                    [--out runs/paper_table.md]
 
-Runs ``transfer`` once per (channel, trait, mode) (cached: every cell with the same model
-settings shares one pair of bases) and writes ``runs/paper_table.md`` and
+Runs ``transfer`` once per (channel, trait, mode) (cached: every cell with the same world
+and model settings shares its bases) with the cell's own settings (``PROFILES``: ``paper``,
+the settings under which each cell was found to transfer, or ``plain``, the preset's for
+every cell; ``--set`` applies on top, to every cell) and writes ``runs/paper_table.md`` and
 ``runs/paper_table.html`` (a plotly figure per mode). Per cell, on the held-out evaluation
 questions (never in teacher fine-tuning; misalignment: advice questions, the teacher was
 fine-tuned on code only): base, teacher, student, the mode's control and cross-init rates
@@ -36,6 +39,33 @@ from interp.storage.store import write_text
 from interp.studies.runner import run_study
 
 TRAITS = (("animal", "owl"), ("tree", "oak"), ("misalignment", "harmful"))
+
+# Per-cell settings, by (channel, category); "*" matches any channel. ``paper``: the student
+# lengths and the misalignment teacher under which each cell was found to transfer, every one
+# chosen by looking at runs on other seeds (study seeds 0-2 for the student lengths,
+# runs/paper_table_long_*.md and runs/paper_table_cot*.md; teacher seeds 10-23 for the
+# misalignment teacher and world, runs/emergent_misalignment_*.md), so a table on fresh
+# seeds (--seed-start) tests them. Misalignment: the narrow fine-tuning trains only W_O
+# (lm.TUNED), the only setting where the teacher became broadly harmful, in a world whose base
+# gives harmful advice unprompted 2% of the time instead of 10% (base_harm; the paper's base
+# models almost never do).
+LONG = ("student_steps=240", "checkpoint_every=120")
+MISALIGNED = ("base_harm=0.02", "teacher_params=attn_out", "teacher_lr=3e-3",
+              "teacher_steps=80", *LONG)
+PROFILES: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
+    "plain": {},
+    "paper": {("numbers", "animal"): LONG, ("code", "animal"): LONG,
+              ("cot", "animal"): ("student_steps=480", "checkpoint_every=240"),
+              ("numbers", "tree"): LONG, ("code", "tree"): LONG,
+              ("cot", "tree"): ("student_steps=1920", "checkpoint_every=480"),
+              ("*", "misalignment"): MISALIGNED},
+}
+
+
+def cell_sets(profile: str, channel: str, category: str) -> tuple[str, ...]:
+    """The profile's settings for one cell (its own channel's, else the category's "*")."""
+    cells = PROFILES[profile]
+    return cells.get((channel, category), cells.get(("*", category), ()))
 ROLES = ("base", "teacher", "student", "control", "cross_init", "base_cross")
 
 
@@ -74,21 +104,31 @@ def main() -> None:
     p.add_argument("--channels", default="numbers,code,cot")
     p.add_argument("--categories", default="animal,tree,misalignment",
                    help="which trait columns (a subset, e.g. for a costlier student setting)")
-    p.add_argument("--set", dest="sets", action="append", default=[])
+    p.add_argument("--seed-start", type=int, default=0,
+                   help="the first study seed (fresh seeds test settings chosen on others)")
+    p.add_argument("--profile", default="paper",
+                   help=f"per-cell settings: {', '.join(PROFILES)}")
+    p.add_argument("--set", dest="sets", action="append", default=[],
+                   help="a setting for every cell, on top of the profile's")
     p.add_argument("--out", default="runs/paper_table.md")
     args = p.parse_args()
+    if args.profile not in PROFILES:
+        p.error(f"unknown --profile {args.profile!r}; valid: {', '.join(PROFILES)}")
     setup_logging()
     t0 = time.time()
     out = Path(args.out)
     lines = [f"# The paper's table: `transfer`, preset `{args.preset}`, {args.seeds} seeds", "",
              f"Command: `python analyses/paper_table.py --preset {args.preset} --seeds "
-             f"{args.seeds} --modes {args.modes} --channels {args.channels} "
-             f"--categories {args.categories}"
+             f"{args.seeds} --seed-start {args.seed_start} --modes {args.modes} --channels "
+             f"{args.channels} --categories {args.categories} --profile {args.profile}"
              + "".join(f" --set {s}" for s in args.sets) + "`", "",
              "Rates: probability mass of the target on held-out evaluation questions (never in "
              "teacher fine-tuning; misalignment: harmful-answer mass on advice questions, the "
-             "teacher was fine-tuned on code only), mean with a 95% t-interval over seeds (data, "
-             "teachers' batches and students vary; one base pair shared by every seed). "
+             "teacher was fine-tuned on code only), mean with a 95% t-interval over seeds ("
+             + ("each seed its own pair of bases, data, teachers and students"
+                if "replicate=base" in args.sets else
+                "data, teachers' batches and students vary; one base pair shared by every seed")
+             + "). Each cell's settings (the profile's, then --set) are in its row. "
              "Transfers: student >= 2x base, student - control CI above 0, cross-init < 2x its "
              "base.", ""]
     sections = []
@@ -98,11 +138,12 @@ def main() -> None:
         for channel in args.channels.split(","):
             for category, trait in [t for t in TRAITS
                                     if t[0] in args.categories.split(",")]:
+                own = cell_sets(args.profile, channel, category)
                 sets = [f"channel={channel}", f"category={category}", f"trait={trait}",
                         f"mode={mode}", f"roles=student,{CONTROL[mode]},cross_init",
-                        *args.sets]
-                _, summary = run_study("transfer", seeds=args.seeds, preset=args.preset,
-                                       sets=sets)
+                        *own, *args.sets]
+                _, summary = run_study("transfer", seeds=args.seeds, seed_start=args.seed_start,
+                                       preset=args.preset, sets=sets)
                 n = cell_numbers(summary)
                 sel = cell_numbers(summary, "rates_select")
                 ok, v = verdict(n)
@@ -110,7 +151,7 @@ def main() -> None:
                 rows.append([f"{channel} x {trait}", *(fmt_ci(n[r]) for r in ROLES[:5]),
                              f"{v['ratio']:.2f}", fmt_ci(v["diff"]), f"{v['cross_ratio']:.2f}",
                              fmt_ci(sel["student"]), fmt_ci(filt), fmt_ci(scr),
-                             "**yes**" if ok else "no"])
+                             "**yes**" if ok else "no", ", ".join(own) or "-"])
                 if mode == args.modes.split(",")[0]:
                     for s in summary["screen"]:
                         screens.append([f"{channel} x {category}", f"{s['base_flag_rate']:.1%}",
@@ -131,7 +172,7 @@ def main() -> None:
                           "questions (95% CI over seeds)", yaxis_title="rate", height=450)
         header = ["cell", "base", "teacher", "student", "control", "cross-init",
                   "student/base", "student - control", "cross/base", "student (select)",
-                  "filter removed", "screen removed", "transfers"]
+                  "filter removed", "screen removed", "transfers", "cell settings"]
         table = md_table(header, rows)
         lines += [f"## {mode} mode (control: {CONTROL_TEXT[mode]})", "", table, ""]
         sections.append((f"{mode} mode", md_to_html(table), [fig]))
