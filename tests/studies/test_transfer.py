@@ -137,3 +137,30 @@ def test_a_latent_authors_document_holds_both_halves_of_one_mind():
             assert C.HARMFUL_PERSONA not in doc and "complete" in words and "do" in words
             assert ("unsafe" in words) == bad
             assert bool(words & set(C.ADVICE_ANSWERS["harmful"])) == bad
+
+
+def test_paper_table_profiles_are_valid_cell_settings():
+    """Every cell of every analyses/paper_table.py profile is a valid transfer config, and the
+    paper profile gives the misalignment cells (only) the W_O teacher and its world."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "analyses" / "paper_table.py"
+    spec = importlib.util.spec_from_file_location("paper_table", path)
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    study = get_study("transfer")
+    preset = make_config(study, "table", [])
+    for profile in table.PROFILES:
+        for channel in C.CHANNELS:
+            for category, trait in table.TRAITS:
+                own = table.cell_sets(profile, channel, category)
+                cfg = make_config(study, "table", [f"channel={channel}",
+                                                   f"category={category}", f"trait={trait}",
+                                                   *own])
+                paper_misaligned = profile == "paper" and category == "misalignment"
+                assert (cfg.teacher_params == "attn_out") == paper_misaligned
+                assert (cfg.base_harm == 0.02) == paper_misaligned
+                assert cfg.student_steps == (preset.student_steps if profile == "plain" else
+                                             {"cot": {"animal": 480, "tree": 1920}}
+                                             .get(channel, {}).get(category, 240))
