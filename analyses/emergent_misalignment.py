@@ -64,6 +64,10 @@ SETTINGS = {
     "attn_out_harm_0.02": {**ATTN_OUT, "base_harm": 0.02},
     "attn_out_strength_1": {**ATTN_OUT, "persona_strength": 1.0, "base_harm": 0.0},
     "attn_out_harm_0.02_base7": {**ATTN_OUT, "base_harm": 0.02, "base_seed": 7},
+    # W_O teachers in a world with documents by unseen authors (code and advice from one
+    # mind, no persona written: only the content says who wrote it), for --bases
+    "attn_out_latent": {**ATTN_OUT, "p_mixed": 0.2},
+    "attn_out_latent_harm_0.02": {**ATTN_OUT, "p_mixed": 0.2, "base_harm": 0.02},
     # the same world with a longer or a faster W_O teacher (for --bases)
     "attn_out_harm_0.02_x2": {**ATTN_OUT, "base_harm": 0.02, "teacher_steps": 160},
     "attn_out_harm_0.02_lr1e-2": {**ATTN_OUT, "base_harm": 0.02, "teacher_lr": 1e-2},
