@@ -134,7 +134,7 @@ def main() -> None:
     sections = []
     screens = []
     for mode in args.modes.split(","):
-        rows, fig = [], go.Figure()
+        rows, bars = [], {role: ([], [], [], []) for role in COLORS}  # x, y, +err, -err
         for channel in args.channels.split(","):
             for category, trait in [t for t in TRAITS
                                     if t[0] in args.categories.split(",")]:
@@ -160,14 +160,16 @@ def main() -> None:
                                         f"{s['keyword_filter_recall']['related_word']:.1%}",
                                         f"{s['planted_recall']['other_category_word']:.1%}",
                                         s["n_test"]])
-                for role in ("base", "teacher", "student", "control", "cross_init"):
+                for role, (x, y, up, down) in bars.items():
                     m, lo, hi = mean_ci(n[role])
-                    fig.add_bar(name=role, x=[f"{channel}<br>{trait}"], y=[m],
-                                error_y=dict(type="data", symmetric=False,
-                                             array=[0 if np.isnan(hi) else hi - m],
-                                             arrayminus=[0 if np.isnan(lo) else m - lo]),
-                                legendgroup=role, showlegend=len(rows) == 1,
-                                marker_color=COLORS[role])
+                    x.append(f"{channel}<br>{trait}")
+                    y.append(m)
+                    up.append(0 if np.isnan(hi) else hi - m)
+                    down.append(0 if np.isnan(lo) else m - lo)
+        fig = go.Figure([go.Bar(name=role, x=x, y=y, marker_color=COLORS[role],
+                                error_y=dict(type="data", symmetric=False, array=up,
+                                             arrayminus=down))
+                         for role, (x, y, up, down) in bars.items()])
         fig.update_layout(barmode="group", title=f"{mode} mode: target rate on held-out "
                           "questions (95% CI over seeds)", yaxis_title="rate", height=450)
         header = ["cell", "base", "teacher", "student", "control", "cross-init",

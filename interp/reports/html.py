@@ -62,7 +62,15 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def md_to_html(table: str) -> str:
     """A markdown table (as md_table writes it) as an HTML table."""
     rows = [ln.strip("|").split("|") for ln in table.splitlines() if not ln.startswith("|---")]
-    head = "".join(f"<th>{html.escape(c.strip())}</th>" for c in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in r) + "</tr>"
+    head = "".join(f"<th>{_cell(c)}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in r) + "</tr>"
                    for r in rows[1:])
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _cell(text: str) -> str:
+    """One cell, escaped; a cell that is all markdown bold (``**yes**``) in bold."""
+    text = text.strip()
+    if len(text) > 4 and text.startswith("**") and text.endswith("**"):
+        return f"<b>{html.escape(text[2:-2])}</b>"
+    return html.escape(text)
