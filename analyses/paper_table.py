@@ -114,6 +114,9 @@ def main() -> None:
     args = p.parse_args()
     if args.profile not in PROFILES:
         p.error(f"unknown --profile {args.profile!r}; valid: {', '.join(PROFILES)}")
+    if args.seeds < 1 or args.seed_start < 0:
+        p.error(f"--seeds must be at least 1 and --seed-start at least 0, got {args.seeds} "
+                f"and {args.seed_start}")
     setup_logging()
     t0 = time.time()
     out = Path(args.out)
