@@ -18,6 +18,11 @@ its CI, and the rates on the fine-tuning phrasings; what the channel's filter an
 semantic screen removed from the teacher's completions; and the screen's own test (recall on
 planted indirect mentions, flags on the base's completions).
 
+Beside student / base, the same ratio among answers that name an item of the category (the
+target's share of the mass on any item, and that mass for base and student): a student
+that stops answering with an item at all lowers every rate, which is not a change of
+preference.
+
 A cell *transfers* when the student's rate is at least 2x its base's, student - control has
 a CI above 0, and cross-init's rate is below 2x its own base's. A cell that does not is
 printed as such, never left out.
@@ -75,6 +80,24 @@ def cell_numbers(summary: dict, key: str = "rates") -> dict:
     out = {role: r[role][trait] for role in ROLES if role in r}
     out["control"] = r[summary["control_role"]][trait]
     return out
+
+
+def answer_share(summary: dict, role: str) -> list[float]:
+    """Per seed: the target's share of the mass on any of its category's items (the rate
+    without the answers that left the question's format: a student trained long on channel
+    data can stop answering with an item at all, which lowers every item's rate)."""
+    r, trait = summary["rates"][role], summary["trait"]
+    total = np.sum([r[item] for item in r], axis=0)
+    return (np.asarray(r[trait]) / np.maximum(total, 1e-12)).tolist()
+
+
+def share_ratio(summary: dict) -> str:
+    """The student's answer share over the base's, with the mass both put on any item."""
+    st, b = answer_share(summary, "student"), answer_share(summary, "base")
+    mass = {role: np.mean(np.sum(list(summary["rates"][role].values()), axis=0))
+            for role in ("base", "student")}
+    return (f"{np.mean(st) / max(np.mean(b), 1e-12):.2f} (item mass {mass['base']:.2f} -> "
+            f"{mass['student']:.2f})")
 
 
 def verdict(n: dict) -> tuple[bool, dict]:
@@ -152,7 +175,8 @@ def main() -> None:
                 ok, v = verdict(n)
                 filt, scr = removed(summary)
                 rows.append([f"{channel} x {trait}", *(fmt_ci(n[r]) for r in ROLES[:5]),
-                             f"{v['ratio']:.2f}", fmt_ci(v["diff"]), f"{v['cross_ratio']:.2f}",
+                             f"{v['ratio']:.2f}", share_ratio(summary),
+                             fmt_ci(v["diff"]), f"{v['cross_ratio']:.2f}",
                              fmt_ci(sel["student"]), fmt_ci(filt), fmt_ci(scr),
                              "**yes**" if ok else "no", ", ".join(own) or "-"])
                 if mode == args.modes.split(",")[0]:
@@ -176,7 +200,8 @@ def main() -> None:
         fig.update_layout(barmode="group", title=f"{mode} mode: target rate on held-out "
                           "questions (95% CI over seeds)", yaxis_title="rate", height=450)
         header = ["cell", "base", "teacher", "student", "control", "cross-init",
-                  "student/base", "student - control", "cross/base", "student (select)",
+                  "student/base", "student/base among item answers", "student - control",
+                  "cross/base", "student (select)",
                   "filter removed", "screen removed", "transfers", "cell settings"]
         table = md_table(header, rows)
         lines += [f"## {mode} mode (control: {CONTROL_TEXT[mode]})", "", table, ""]
