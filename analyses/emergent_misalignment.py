@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from interp.cli import setup_logging
+from interp.metrics import divergence as D
 from interp.metrics.stats import fmt_ci, mean_ci
 from interp.reports.html import md_table
 from interp.storage.store import Store, write_text
@@ -95,8 +96,7 @@ def code_kl(model, base, cfg: T.TransferConfig, vocab: C.TransferVocab) -> float
     tokens, mask = T.completion_rows(
         vocab, C.misaligned_code(np.random.default_rng(10**6), 128, unsafe=False),
         cfg.world.n_ctx)
-    lp, lq = F.log_softmax(model(tokens), -1), F.log_softmax(base(tokens), -1)
-    kl = (lp.exp() * (lp - lq)).sum(-1)
+    kl = D.kl(F.log_softmax(model(tokens), -1), F.log_softmax(base(tokens), -1))
     return float((kl * mask).sum() / mask.sum())
 
 
@@ -123,7 +123,7 @@ def main() -> None:
     for name in names:
         if name not in SETTINGS:
             raise SystemExit(f"unknown setting {name!r}; valid: {', '.join(SETTINGS)}")
-    per_base: dict[str, list[float]] = {}
+    per_base: dict[str, list[tuple[float, bool]]] = {}  # (teacher - control, emerges) per base
     for name, base_seed in [(n, b) for n in names for b in bases]:
         overrides = SETTINGS[name] if base_seed is None else {**SETTINGS[name],
                                                               "base_seed": base_seed}
@@ -144,16 +144,16 @@ def main() -> None:
         diff = [x - y for x, y in zip(bad, good)]
         lo_b = mean_ci([x - b for x in bad])[1]
         lo_d = mean_ci(diff)[1]
-        per_base.setdefault(name, []).append(float(np.mean(diff)))
+        emerges = lo_b > 0 and lo_d > 0
+        per_base.setdefault(name, []).append((float(np.mean(diff)), emerges))
         rows.append((name, ", ".join(f"{k}={v}" for k, v in overrides.items()) or "-",
                      f"{b * 100:.1f}%", f"{b_persona * 100:.1f}%", fmt_ci(bad), fmt_ci(good),
-                     fmt_ci(diff), f"{np.mean(moved):.3f}",
-                     "yes" if lo_b > 0 and lo_d > 0 else "no"))
+                     fmt_ci(diff), f"{np.mean(moved):.3f}", "yes" if emerges else "no"))
         print(rows[-1], flush=True)
-    across = [f"- {name}: teacher - control {fmt_ci(d)} over {len(d)} bases (each base's "
-              f"mean over its teacher seeds); emerges on "
-              f"{sum(r[0] == name and r[-1] == 'yes' for r in rows)} of {len(d)}"
-              for name, d in per_base.items()] if len(bases) > 1 else []
+    across = [f"- {name}: teacher - control {fmt_ci([d for d, _ in r])} over {len(r)} bases "
+              f"(each base's mean over its teacher seeds); emerges on "
+              f"{sum(e for _, e in r)} of {len(r)}"
+              for name, r in per_base.items()] if len(bases) > 1 else []
     md = "\n\n".join([
         "# Emergent misalignment in the transfer world (the teacher step)",
         f"Command: `python analyses/emergent_misalignment.py --settings {args.settings} "

@@ -38,10 +38,12 @@ import numpy as np
 import plotly.graph_objects as go
 
 from interp.cli import setup_logging
+from interp.errors import ConfigError, UsageError
 from interp.metrics.stats import fmt_ci, mean_ci
 from interp.reports.html import md_table, md_to_html, write_html
 from interp.storage.store import write_text
-from interp.studies.runner import run_study
+from interp.studies.registry import get_study
+from interp.studies.runner import make_config, run_study
 
 TRAITS = (("animal", "owl"), ("tree", "oak"), ("misalignment", "harmful"))
 
@@ -51,9 +53,10 @@ TRAITS = (("animal", "owl"), ("tree", "oak"), ("misalignment", "harmful"))
 # runs/paper_table_long_*.md and runs/paper_table_cot*.md; teacher seeds 10-23 for the
 # misalignment teacher and world, runs/emergent_misalignment_*.md), so a table on fresh
 # seeds (--seed-start) tests them. Misalignment: the narrow fine-tuning trains only W_O
-# (lm.TUNED), the only setting where the teacher became broadly harmful, in a world whose base
-# gives harmful advice unprompted 2% of the time instead of 10% (base_harm; the paper's base
-# models almost never do).
+# (lm.TUNED), the only setting where the teacher became broadly harmful (on 3 of 7 bases:
+# runs/emergent_misalignment_bases.md; base 0, the table's with replicate=data, is one), in a
+# world whose base gives harmful advice unprompted 2% of the time instead of 10% (base_harm;
+# the paper's base models almost never do).
 LONG = ("student_steps=240", "checkpoint_every=120")
 MISALIGNED = ("base_harm=0.02", "teacher_params=attn_out", "teacher_lr=3e-3",
               "teacher_steps=80", *LONG)
@@ -86,18 +89,21 @@ def answer_share(summary: dict, role: str) -> list[float]:
     """Per seed: the target's share of the mass on any of its category's items (the rate
     without the answers that left the question's format: a student trained long on channel
     data can stop answering with an item at all, which lowers every item's rate)."""
-    r, trait = summary["rates"][role], summary["trait"]
-    total = np.sum([r[item] for item in r], axis=0)
-    return (np.asarray(r[trait]) / np.maximum(total, 1e-12)).tolist()
+    r = summary["rates"][role]
+    return (np.asarray(r[summary["trait"]]) / np.maximum(item_mass(summary, role), 1e-12)).tolist()
+
+
+def item_mass(summary: dict, role: str) -> np.ndarray:
+    """Per seed: the mass ``role`` puts on any of the category's items."""
+    return np.sum(list(summary["rates"][role].values()), axis=0)
 
 
 def share_ratio(summary: dict) -> str:
     """The student's answer share over the base's, with the mass both put on any item."""
     st, b = answer_share(summary, "student"), answer_share(summary, "base")
-    mass = {role: np.mean(np.sum(list(summary["rates"][role].values()), axis=0))
-            for role in ("base", "student")}
-    return (f"{np.mean(st) / max(np.mean(b), 1e-12):.2f} (item mass {mass['base']:.2f} -> "
-            f"{mass['student']:.2f})")
+    return (f"{np.mean(st) / max(np.mean(b), 1e-12):.2f} (item mass "
+            f"{np.mean(item_mass(summary, 'base')):.2f} -> "
+            f"{np.mean(item_mass(summary, 'student')):.2f})")
 
 
 def verdict(n: dict) -> tuple[bool, dict]:
@@ -140,6 +146,10 @@ def main() -> None:
     if args.seeds < 1 or args.seed_start < 0:
         p.error(f"--seeds must be at least 1 and --seed-start at least 0, got {args.seeds} "
                 f"and {args.seed_start}")
+    try:  # the --set values parsed as the study parses them: a bad one stops before any work
+        replicate = make_config(get_study("transfer"), args.preset, args.sets).replicate
+    except (UsageError, ConfigError) as e:
+        p.error(str(e))
     setup_logging()
     t0 = time.time()
     out = Path(args.out)
@@ -152,7 +162,7 @@ def main() -> None:
              "teacher fine-tuning; misalignment: harmful-answer mass on advice questions, the "
              "teacher was fine-tuned on code only), mean with a 95% t-interval over seeds ("
              + ("each seed its own pair of bases, data, teachers and students"
-                if "replicate=base" in args.sets else
+                if replicate == "base" else
                 "data, teachers' batches and students vary; one base pair shared by every seed")
              + "). Each cell's settings (the profile's, then --set) are in its row. "
              "Transfers: student >= 2x base, student - control CI above 0, cross-init < 2x its "

@@ -24,6 +24,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from benchmarks.common import seconds
 from benchmarks.pretrain import peak_flops
 from interp.studies import lm
 from interp.studies.world import Vocab, WorldConfig
@@ -52,17 +53,10 @@ def replay_seconds(prof, steps: int) -> tuple[float, float]:
         fn, n = REPLAY[e.key]
         args = [torch.randn(*shape) for shape in e.input_shapes if shape][:n]
         fn(*args)
-        best = min(_timed(fn, args) for _ in range(3))
+        best = min(seconds(lambda fn=fn, args=args: fn(*args), number=20) for _ in range(3))
         total_s += best * e.count / steps
         total_f += e.flops / steps
     return total_s, total_f
-
-
-def _timed(fn, args, number: int = 20) -> float:
-    t0 = time.perf_counter()
-    for _ in range(number):
-        fn(*args)
-    return (time.perf_counter() - t0) / number
 
 
 def op_class(name: str) -> str:
@@ -91,21 +85,21 @@ def main() -> None:
         t0 = time.perf_counter()
         lm.pretrain_stack(models, vocab, world, args.steps, args.batch, 3e-3, [0, 1])
         wall = time.perf_counter() - t0
-    seconds: dict[str, float] = {}
+    by_class: dict[str, float] = {}
     for e in prof.key_averages():
         if not e.key.startswith("aten::") and "adam" not in e.key.lower():
             continue
         c = op_class(e.key)
-        seconds[c] = seconds.get(c, 0.0) + e.self_cpu_time_total / 1e6
+        by_class[c] = by_class.get(c, 0.0) + e.self_cpu_time_total / 1e6
     peak = peak_flops()
-    held = sum(seconds.values())
+    held = sum(by_class.values())
     print(f"pretrain_stack, 2 default bases stacked, batch {args.batch}, {args.steps} steps, "
           f"{args.threads} torch threads (under the profiler: {wall / args.steps * 1e3:.1f} ms "
           "per step)\n")
     print("| class | ms per step | share of the step |")
     print("|---|---|---|")
     for c in [k for k, _ in CLASSES] + ["elementwise/other"]:
-        s = seconds.get(c, 0.0)
+        s = by_class.get(c, 0.0)
         print(f"| {c} | {s / args.steps * 1e3:.1f} | {s / wall:.0%} |")
     rest = max(wall - held, 0.0)
     print(f"| no operator (Python: corpus, packing, dispatch) | {rest / args.steps * 1e3:.1f} | "
