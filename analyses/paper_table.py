@@ -18,7 +18,9 @@ its CI, and the rates on the fine-tuning phrasings; what the channel's filter an
 semantic screen removed from the teacher's completions; and the screen's own test (recall on
 planted indirect mentions, flags on the base's completions).
 
-Beside student / base, the same ratio among answers that name an item of the category (the
+Each cell shows how far the mode's control moved beside the student (step-0 loss and KL from
+the base on its own data, from the run's ``signal``). Beside student / base, the same ratio
+among answers that name an item of the category (the
 target's share of the mass on any item, and that mass for base and student): a student
 that stops answering with an item at all lowers every rate, which is not a change of
 preference.
@@ -106,6 +108,16 @@ def share_ratio(summary: dict) -> str:
             f"{np.mean(item_mass(summary, 'student')):.2f})")
 
 
+def moved(summary: dict) -> str:
+    """The mode's control against the student: step-0 loss and KL from base on its own data
+    (means over seeds; a control that starts at 0 loss or never leaves the base carries no
+    signal)."""
+    sig = summary["signal"]
+    return " / ".join(f"{np.mean(sig[role]['loss_step0']):.3f}, "
+                      f"{np.mean(sig[role]['kl_from_base']):.3f}"
+                      for role in (summary["control_role"], "student"))
+
+
 def verdict(n: dict) -> tuple[bool, dict]:
     """Does the cell transfer? (student >= 2x base, student - control CI > 0, cross-init
     < 2x its base) and the numbers behind it."""
@@ -187,7 +199,7 @@ def main() -> None:
                 rows.append([f"{channel} x {trait}", *(fmt_ci(n[r]) for r in ROLES[:5]),
                              f"{v['ratio']:.2f}", share_ratio(summary),
                              fmt_ci(v["diff"]), f"{v['cross_ratio']:.2f}",
-                             fmt_ci(sel["student"]), fmt_ci(filt), fmt_ci(scr),
+                             fmt_ci(sel["student"]), moved(summary), fmt_ci(filt), fmt_ci(scr),
                              "**yes**" if ok else "no", ", ".join(own) or "-"])
                 if mode == args.modes.split(",")[0]:
                     for s in summary["screen"]:
@@ -212,6 +224,7 @@ def main() -> None:
         header = ["cell", "base", "teacher", "student", "control", "cross-init",
                   "student/base", "student/base among item answers", "student - control",
                   "cross/base", "student (select)",
+                  "control / student moved (step-0 loss, KL from base)",
                   "filter removed", "screen removed", "transfers", "cell settings"]
         table = md_table(header, rows)
         lines += [f"## {mode} mode (control: {CONTROL_TEXT[mode]})", "", table, ""]
