@@ -50,9 +50,14 @@ def test_get_or_build_hits_after_miss(tmp_path, caplog):
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "manifest", "delete", "meta", "empty",
                                     "moved"])
-def test_corrupt_entry_is_detected_and_rebuilt(tmp_path, caplog, damage):
+@pytest.mark.parametrize("read_first", [False, True])
+def test_corrupt_entry_is_detected_and_rebuilt(tmp_path, caplog, damage, read_first):
+    """read_first: the entry was read (its manifest parsed, its files hashed and both
+    remembered for this process) before the damage, which must still be seen."""
     store = Store(tmp_path)
     entry = store.put("k", {"x": 1}, _files(1.0), {"acc": 0.5})
+    if read_first:
+        assert store.get("k", {"x": 1}).meta == {"acc": 0.5}
     f = entry.files["w"]
     if damage == "truncate":
         f.write_bytes(f.read_bytes()[:-7])
