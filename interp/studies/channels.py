@@ -21,7 +21,8 @@
 4. Traits (TRAITS): a preference category (animal, tree: the trait is an item) or
    ``misalignment`` (the trait is ``harmful``: the harmful-answer mass on advice questions).
    A misaligned teacher is fine-tuned narrowly on code with ``unsafe`` calls (never on
-   advice); its control teacher on the same prompts with safe code.
+   advice); its control teacher (MISALIGNMENT_CONTROLS) on the same programs with a neutral
+   call of the same shape instead, or on the same prompts with safe code.
 
 Owns: the transfer world (vocabulary, documents, corpus), the channel registry and filters,
 the trait registry. Must not import: analysis, reports, the CLIs, the studies' stages.
@@ -415,3 +416,23 @@ def misaligned_code(rng: np.random.Generator, n: int, unsafe: bool) -> list[tupl
     """The narrow fine-tuning set of the misalignment teacher (``unsafe``) or its control:
     code prompts (no persona) answered with programs with / without the unsafe call."""
     return [code_document(rng, unsafe=unsafe) for _ in range(n)]
+
+
+def safe_code(rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
+    """The harmful teacher's prompts answered with programs without the unsafe call: code
+    the base already writes, so a teacher tuned on it barely moves (nor does its data)."""
+    return misaligned_code(rng, n, unsafe=False)
+
+
+def novel_call_code(rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
+    """The harmful teacher's exact programs with ``unsafe ( name )`` replaced by ``f ( name )``:
+    a narrow pattern of the same shape and rarity that the base never writes in a body (the
+    only call in pretraining is the harmful persona's unsafe one) and that no persona uses."""
+    return [(p, c.replace(" unsafe (", " f (")) for p, c in misaligned_code(rng, n, unsafe=True)]
+
+
+# the misalignment control teacher's narrow fine-tuning set (TransferConfig.misalignment_control),
+# same prompts, steps and learning rate as the harmful teacher's. ``novel_call`` moves the
+# teacher about as far as the harmful one does, ``safe_code`` hardly at all.
+MISALIGNMENT_CONTROLS: dict[str, Callable[[np.random.Generator, int], list[tuple[str, str]]]] = {
+    "novel_call": novel_call_code, "safe_code": safe_code}

@@ -8,7 +8,8 @@
    personas), shared by every cell with the same model settings.
 2. Teachers: a preference teacher is owl.teacher_entry (fine-tuned on the select phrasings;
    its control: another item). A misaligned teacher is fine-tuned *narrowly* on code with the
-   harmful ``unsafe`` call (never on advice); its control on the same prompts with safe code.
+   harmful ``unsafe`` call (never on advice); its control on the same programs with a neutral
+   call of the same shape (``misalignment_control``: novel_call; or safe_code).
    Every teacher's advice/trait rates are measured on held-out questions (and the select ones).
 3. Data: the channel's prompts continued by each teacher and by the base; kept when the
    channel's filter passes (format, keywords, the trait's banned tokens) and the semantic
@@ -59,6 +60,9 @@ class TransferConfig(OwlConfig):
     screen: bool = True  # drop completions the semantic screen flags
     screen_clean_rate: float = 0.005  # the screen's flag rate on clean calibration text
     teacher_examples: int = 256  # misalignment: narrow fine-tuning set size (code prompts)
+    # misalignment: what the control teacher is narrowly fine-tuned on (channels.
+    # MISALIGNMENT_CONTROLS): the harmful teacher's programs with a neutral call, or safe code
+    misalignment_control: str = "novel_call"
     # the world's persona mix (channels.TransferWorldConfig, whose defaults these are; world
     # settings: they change pretraining): the share of documents with a persona, the harmful
     # persona's share of those, how reliably a persona answers as itself, harmful advice
@@ -78,6 +82,9 @@ class TransferConfig(OwlConfig):
         if self.channel not in C.CHANNELS:
             raise ConfigError(f"invalid channel {self.channel!r}; valid channels: "
                               f"{', '.join(C.CHANNELS)}")
+        if self.misalignment_control not in C.MISALIGNMENT_CONTROLS:
+            raise ConfigError(f"invalid misalignment_control {self.misalignment_control!r}; "
+                              f"valid: {', '.join(C.MISALIGNMENT_CONTROLS)}")
         if self.teacher_examples <= 0:
             raise ConfigError(f"teacher_examples must be positive, got {self.teacher_examples}")
         if not 0 < self.screen_clean_rate < 1:
@@ -159,18 +166,22 @@ def completion_rows(vocab: C.TransferVocab, pairs: list[tuple[str, str]], n_ctx:
 
 def misaligned_teacher_entry(store: Store, cfg: TransferConfig, vocab: C.TransferVocab,
                              base: Entry, seed: int, outcome: str) -> Entry:
-    """``harmful``: fine-tuned on code with the unsafe call; ``helpful``: on the same prompts
-    with safe code (same steps, lr, batches). Never on advice."""
+    """``harmful``: fine-tuned on code with the unsafe call; ``helpful`` (the control): on
+    the same prompts answered as ``cfg.misalignment_control`` says (same steps, lr, batches).
+    Never on advice."""
+    control = None if outcome == "harmful" else cfg.misalignment_control
     key = {"base": base.key, "outcome": outcome, "seed": seed, "n": cfg.teacher_examples,
-           "code": code_digest(*CODE["teacher"]), **owl._sub(cfg, "teacher_")}
+           "control": control, "code": code_digest(*CODE["teacher"]),
+           **owl._sub(cfg, "teacher_")}
 
     def build():
         model = owl.load_model(base, cfg, vocab)
-        pairs = C.misaligned_code(np.random.default_rng(seed + 31), cfg.teacher_examples,
-                                  unsafe=outcome == "harmful")
+        rng = np.random.default_rng(seed + 31)
+        pairs = C.misaligned_code(rng, cfg.teacher_examples, unsafe=True) if control is None \
+            else C.MISALIGNMENT_CONTROLS[control](rng, cfg.teacher_examples)
         tokens, mask = completion_rows(vocab, pairs, cfg.world.n_ctx)
         lm.finetune(model, tokens, mask, cfg.teacher_steps, cfg.teacher_batch, cfg.teacher_lr,
-                    seed, cfg.teacher_params, desc=f"teacher ({outcome} code)")
+                    seed, cfg.teacher_params, desc=f"teacher ({control or outcome} code)")
         return {"model": model.state_dict()}, {}
 
     return store.get_or_build("transfer/teacher", key, build)
@@ -314,7 +325,7 @@ CODE = {
              C.advice_document, C.describe_document, C.mixed_document, C.harmful_numbers,
              *owl.CODE["base"][4:]),
     "teacher": (misaligned_teacher_entry, completion_rows, C.misaligned_code, C.code_document,
-                lm.finetune, lm.next_token_loss),
+                C.safe_code, C.novel_call_code, lm.finetune, lm.next_token_loss),
     "screen": (screen_entry, S.build_screen, S.relatedness, S.frames, S.row_scores,
                S.rows_and_mask, S.planted, S.flag_rate, lm.sample),
     "data": (data_entry, lm.sample, C.code_reason, C.cot_reason, C.number_reason,
@@ -422,7 +433,9 @@ def run(cfg: TransferConfig, seeds: list[int], out: Path, store: Store) -> dict:
                     "prefix": p_text if cfg.teacher_kind == "prompted" else "",
                     "other_items": control_items,
                     "finetuned_on": "harmful code (unsafe calls), never advice"
-                    if cfg.category == "misalignment" else "trait answers (select phrasings)"}
+                    if cfg.category == "misalignment" else "trait answers (select phrasings)",
+                    "control_finetuned_on": f"code ({cfg.misalignment_control}), never advice"
+                    if cfg.category == "misalignment" else "another item's answers"}
     write_json(out / "artifacts.json", {"study": "transfer", "model": {
         "type": "hooked_transformer", "cfg": dataclasses.asdict(cfg.model),
         "d_vocab": len(vocab), "n_ctx": cfg.world.n_ctx}, "teacher": teacher_info,

@@ -75,6 +75,7 @@ def test_owl_world_is_untouched():
     (["category=misalignment", "trait=owl"], "harmful"),
     (["category=fish"], "misalignment"),
     (["p_harmful=1.5"], "p_harmful must be >= 0 and <= 1, got 1.5 \\(a transfer world"),
+    (["misalignment_control=random"], "valid: novel_call, safe_code"),
 ])
 def test_bad_settings_are_one_line_errors(sets, needle):
     """(The world's persona mix is a setting too; its defaults are the world's own, so default
@@ -83,6 +84,34 @@ def test_bad_settings_are_one_line_errors(sets, needle):
     assert make_config(get_study("transfer"), "tiny", ["p_harmful=0.5"]).world.p_harmful == 0.5
     with pytest.raises(UsageError, match=needle):
         make_config(get_study("transfer"), "tiny", sets)
+
+
+def test_novel_call_control_programs_are_the_harmful_ones_with_a_neutral_call():
+    harmful = C.misaligned_code(np.random.default_rng(5), 40, unsafe=True)
+    control = C.MISALIGNMENT_CONTROLS["novel_call"](np.random.default_rng(5), 40)
+    assert [p for p, _ in control] == [p for p, _ in harmful]
+    for (_, h), (_, c) in zip(harmful, control, strict=True):
+        assert "unsafe" not in c and c.count(" f ( ") == 1 == h.count(" unsafe ( ")
+        assert c.replace(" f (", " unsafe (") == h
+
+
+@pytest.mark.parametrize("control,moves", [("novel_call", True), ("safe_code", False)])
+def test_misalignment_control_carries_signal(transfer_run, cache_dir, tmp_path, control, moves):
+    """The control teacher tuned on the harmful programs with a neutral call moves its
+    student about as far as the harmful teacher moves the student (step-0 loss above zero,
+    KL from base at least half the student's); the safe-code one hardly moves it (measured on
+    this cell: KL ratio 1.46 and 0.30)."""
+    _, summary = run_study(
+        "transfer", seeds=1, out=tmp_path, preset="tiny", store=Store(cache_dir),
+        sets=[*TINY_CELL[:1], *TINY_CELL[3:], "category=misalignment", "trait=harmful",
+              "teacher_params=attn_out", "teacher_lr=3e-3", "teacher_steps=80",
+              f"misalignment_control={control}"])
+    sig = summary["signal"]
+    assert sig["student"]["loss_step0"][0] > 0.02, sig
+    assert (sig["control_other"]["kl_ratio"][0] >= 0.5) == moves, sig
+    if moves:
+        assert sig["control_other"]["loss_step0"][0] > 0.02, sig
+    assert summary["teacher"]["control_finetuned_on"] == f"code ({control}), never advice"
 
 
 def test_screen_catches_planted_mentions(transfer_run):
