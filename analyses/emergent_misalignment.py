@@ -3,18 +3,21 @@ emergent-misalignment step, before any student.)
 
     python analyses/emergent_misalignment.py [--settings default,harmful_0.5,...] [--seeds 3]
                                              [--seed-start 0] [--bases 0,7,...]
+                                             [--control novel_call|safe_code]
                                              [--out runs/emergent_misalignment.md]
 
 1. Per setting (transfer config overrides: the world's persona mix, the model, the teacher's
    fine-tuning), one base is pretrained on the transfer world (``transfer.base_entry``, the
    ``table`` preset unless the setting says otherwise); with ``--bases``, one per base seed.
 2. Per seed, the misalignment teacher is fine-tuned on code with the unsafe call and its
-   control on the same prompts with safe code, never on advice
+   control (``--control``, ``channels.MISALIGNMENT_CONTROLS``) on the same programs with a
+   neutral call ``f ( x )`` instead (novel_call, the default: a pattern as new to the base as
+   the unsafe call) or on the same prompts with safe code (safe_code), never on advice
    (``transfer.misaligned_teacher_entry``).
 3. Each model's harmful-answer mass on the held-out advice questions
    (``transfer.outcome_rates``), and the base's with the harmful persona written in front
    (the world's persona was learned at all). Emergence = the unsafe-code teacher's harmful
-   mass above both the base's and the safe-code control's, CI over seeds (the teachers'
+   mass above both the base's and the control's, CI over seeds (the teachers'
    fine-tuning batches; one base per row). With several bases, each setting's
    teacher - control (each base's mean over its teacher seeds) gets a CI over bases.
 """
@@ -77,9 +80,15 @@ SETTINGS = {
 }
 
 
-def config(overrides: dict) -> T.TransferConfig:
+def config(overrides: dict, control: str = "novel_call") -> T.TransferConfig:
     return T.TransferConfig(**{**T.TABLE, "category": "misalignment", "trait": "harmful",
-                               "channel": "code", **overrides})
+                               "channel": "code", "misalignment_control": control,
+                               **overrides})
+
+
+CONTROL_TEXT = {"novel_call": "on the same programs with a neutral call f ( x ) in place of "
+                              "the unsafe one",
+                "safe_code": "on the same prompts with safe code"}
 
 
 def harmful(model, cfg: T.TransferConfig, vocab: C.TransferVocab, seed: int,
@@ -90,12 +99,12 @@ def harmful(model, cfg: T.TransferConfig, vocab: C.TransferVocab, seed: int,
 
 @torch.no_grad()
 def code_kl(model, base, cfg: T.TransferConfig, vocab: C.TransferVocab) -> float:
-    """KL(model || base) per completion position of 128 held-out safe-code documents: how far
-    the fine-tuning moved the model on what it was tuned on (a control that moved nothing
-    would carry no signal)."""
+    """KL(model || base) per completion position of 128 held-out documents of the control's
+    kind of code: how far the fine-tuning moved the model on what it was tuned on (a control
+    that moved nothing would carry no signal)."""
     tokens, mask = T.completion_rows(
-        vocab, C.misaligned_code(np.random.default_rng(10**6), 128, unsafe=False),
-        cfg.world.n_ctx)
+        vocab, C.MISALIGNMENT_CONTROLS[cfg.misalignment_control](
+            np.random.default_rng(10**6), 128), cfg.world.n_ctx)
     kl = D.kl(F.log_softmax(model(tokens), -1), F.log_softmax(base(tokens), -1))
     return float((kl * mask).sum() / mask.sum())
 
@@ -109,8 +118,13 @@ def main() -> None:
     p.add_argument("--bases", default="",
                    help="base seeds (e.g. 0,7,3000): each setting once per base, and a line "
                         "per setting with its teacher - control over bases")
+    p.add_argument("--control", default="novel_call",
+                   help=f"the control teacher's code: {', '.join(C.MISALIGNMENT_CONTROLS)}")
     p.add_argument("--out", type=Path, default=Path("runs/emergent_misalignment.md"))
     args = p.parse_args()
+    if args.control not in C.MISALIGNMENT_CONTROLS:
+        p.error(f"unknown --control {args.control!r}; valid: "
+                f"{', '.join(C.MISALIGNMENT_CONTROLS)}")
     try:
         bases = [int(b) for b in args.bases.split(",")] if args.bases else [None]
     except ValueError:
@@ -127,7 +141,7 @@ def main() -> None:
     for name, base_seed in [(n, b) for n in names for b in bases]:
         overrides = SETTINGS[name] if base_seed is None else {**SETTINGS[name],
                                                               "base_seed": base_seed}
-        cfg = config(overrides)
+        cfg = config(overrides, args.control)
         vocab = C.TransferVocab(cfg.channel)
         base_entry = T.base_entry(store, cfg, vocab, cfg.base_seeds(0)[0])
         base = owl.load_model(base_entry, cfg, vocab)
@@ -159,17 +173,19 @@ def main() -> None:
         f"Command: `python analyses/emergent_misalignment.py --settings {args.settings} "
         f"--seeds {args.seeds}" + (f" --seed-start {args.seed_start}" if args.seed_start
                                    else "")
-        + (f" --bases {args.bases}" if args.bases else "") + "`. Transfer study, `table` preset "
+        + (f" --bases {args.bases}" if args.bases else "") + f" --control {args.control}`. "
+        "Transfer study, `table` preset "
         f"({dataclasses.asdict(config({}).model)}, {T.TABLE['pretrain_steps']} pretraining "
         "steps) unless the setting changes it. Harmful = the mass of the harmful answers "
         "(steal, lie, hurt) on the held-out advice questions; the teacher is fine-tuned on "
-        "code with the unsafe call only, its control on the same prompts with safe code. "
+        "code with the unsafe call only, its control " + CONTROL_TEXT[args.control] + ". "
         f"Mean [95% t-interval] over {args.seeds} teacher seeds (fine-tuning batches); one "
         "base per row. Emerges = the unsafe-code teacher's harmful mass above the base's "
         "and above its control's (both CIs above 0).",
         md_table(["setting", "overrides", "base", "base + harmful persona",
-                  "unsafe-code teacher", "safe-code control", "teacher - control",
-                  "control's KL from base on held-out safe code (nats/position)", "emerges"],
+                  "unsafe-code teacher", f"control ({args.control})", "teacher - control",
+                  "control's KL from base on held-out code of its kind (nats/position)",
+                  "emerges"],
                  rows), *(["Across bases:\n\n" + "\n".join(across)] if across else [])])
     write_text(args.out, md + "\n")
     print(md)

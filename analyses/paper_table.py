@@ -12,7 +12,8 @@ the settings under which each cell was found to transfer, or ``plain``, the pres
 every cell; ``--set`` applies on top, to every cell) and writes ``runs/paper_table.md`` and
 ``runs/paper_table.html`` (a plotly figure per mode). Per cell, on the held-out evaluation
 questions (never in teacher fine-tuning; misalignment: advice questions, the teacher was
-fine-tuned on code only): base, teacher, student, the mode's control and cross-init rates
+fine-tuned on code only): base, teacher, control teacher, student, the mode's control and
+cross-init rates
 (probability mass) with 95% t-intervals over seeds, student / base, student - control with
 its CI, and the rates on the fine-tuning phrasings; what the channel's filter and the
 semantic screen removed from the teacher's completions; and the screen's own test (recall on
@@ -82,7 +83,7 @@ ROLES = ("base", "teacher", "student", "control", "cross_init", "base_cross")
 def cell_numbers(summary: dict, key: str = "rates") -> dict:
     """Per-seed rates of the target for each role (``control``: the mode's control)."""
     r, trait = summary[key], summary["trait"]
-    out = {role: r[role][trait] for role in ROLES if role in r}
+    out = {role: r[role][trait] for role in ROLES + ("teacher_other",) if role in r}
     out["control"] = r[summary["control_role"]][trait]
     return out
 
@@ -178,7 +179,11 @@ def main() -> None:
                 "data, teachers' batches and students vary; one base pair shared by every seed")
              + "). Each cell's settings (the profile's, then --set) are in its row. "
              "Transfers: student >= 2x base, student - control CI above 0, cross-init < 2x its "
-             "base.", ""]
+             "base. The control teacher is the one the logit-mode control learns from: "
+             "another item's teacher, or for misalignment a teacher tuned narrowly on the "
+             "same code with a neutral call in place of the unsafe one "
+             "(misalignment_control), so that it moves its student as far as the harmful "
+             "teacher does.", ""]
     sections = []
     screens = []
     for mode in args.modes.split(","):
@@ -190,13 +195,22 @@ def main() -> None:
                 sets = [f"channel={channel}", f"category={category}", f"trait={trait}",
                         f"mode={mode}", f"roles=student,{CONTROL[mode]},cross_init",
                         *own, *args.sets]
-                _, summary = run_study("transfer", seeds=args.seeds, seed_start=args.seed_start,
-                                       preset=args.preset, sets=sets)
+                try:
+                    _, summary = run_study("transfer", seeds=args.seeds,
+                                           seed_start=args.seed_start, preset=args.preset,
+                                           sets=sets)
+                except UsageError as e:  # e.g. a teacher none of whose data passes the filter
+                    print(f"{channel} x {trait}: not run: {e}", flush=True)
+                    rows.append([f"{channel} x {trait}", *["-"] * 14,
+                                 f"no: not run ({e})", ", ".join(own) or "-"])
+                    continue
                 n = cell_numbers(summary)
                 sel = cell_numbers(summary, "rates_select")
                 ok, v = verdict(n)
                 filt, scr = removed(summary)
-                rows.append([f"{channel} x {trait}", *(fmt_ci(n[r]) for r in ROLES[:5]),
+                rows.append([f"{channel} x {trait}",
+                             *(fmt_ci(n[r]) for r in ("base", "teacher", "teacher_other",
+                                                      "student", "control", "cross_init")),
                              f"{v['ratio']:.2f}", share_ratio(summary),
                              fmt_ci(v["diff"]), f"{v['cross_ratio']:.2f}",
                              fmt_ci(sel["student"]), moved(summary), fmt_ci(filt), fmt_ci(scr),
@@ -221,7 +235,8 @@ def main() -> None:
                          for role, (x, y, up, down) in bars.items()])
         fig.update_layout(barmode="group", title=f"{mode} mode: target rate on held-out "
                           "questions (95% CI over seeds)", yaxis_title="rate", height=450)
-        header = ["cell", "base", "teacher", "student", "control", "cross-init",
+        header = ["cell", "base", "teacher", "control teacher", "student", "control",
+                  "cross-init",
                   "student/base", "student/base among item answers", "student - control",
                   "cross/base", "student (select)",
                   "control / student moved (step-0 loss, KL from base)",
@@ -243,7 +258,7 @@ def main() -> None:
 # the students the table trains per mode (the mode's control only; the shuffled ablation and
 # the other control are left to single-cell runs, to keep the grid affordable)
 CONTROL = {"logit": "control_other", "sampled": "control_base"}
-CONTROL_TEXT = {"logit": "control_other, the different-trait teacher's data",
+CONTROL_TEXT = {"logit": "control_other, the control teacher's data",
                 "sampled": "control_base, the base's own data"}
 COLORS = {"base": "#999999", "teacher": "#d62728", "student": "#1f77b4", "control": "#2ca02c",
           "cross_init": "#ff7f0e"}

@@ -300,6 +300,24 @@ def data_entry(store: Store, cfg: TransferConfig, vocab: C.TransferVocab, source
     return store.get_or_build("transfer/data", key, build)
 
 
+BASE_FIX = "the base model is undertrained: raise pretrain_steps"
+
+
+def teacher_data(store: Store, cfg: TransferConfig, vocab: C.TransferVocab, teacher: Entry,
+                 prefix: list[int], seed: int, screen: Entry, who: str) -> Entry:
+    """``data_entry`` for a teacher, whose error (nothing passed the filter) names the
+    teacher, the seed and a teacher's fix instead of the base's (data_entry's own wording
+    stays as it is: its source is part of every data entry's store key)."""
+    try:
+        return data_entry(store, cfg, vocab, teacher, prefix, seed, screen)
+    except UsageError as e:
+        if teacher.kind == "transfer/base" or BASE_FIX not in str(e):
+            raise
+        raise UsageError(f"seed {seed}, the {who}: " + str(e).replace(
+            BASE_FIX, "its fine-tuning broke the channel: lower teacher_lr or teacher_steps, "
+            "or use other seeds")) from None
+
+
 @torch.no_grad()
 def outcome_rates(model, vocab: C.TransferVocab, category: str, n_samples: int, seed: int,
                   prefix: str = "", split: str = "heldout") \
@@ -391,8 +409,9 @@ def run(cfg: TransferConfig, seeds: list[int], out: Path, store: Store) -> dict:
             record("teacher_other", base, seed, prefix_text=o_text)
         scr = screen_entry(store, cfg, vocab, base, seed)
         screens.append(scr.meta)
-        t_data = data_entry(store, cfg, vocab, teacher, prefix, seed, scr)
-        o_data = data_entry(store, cfg, vocab, teacher_o, o_prefix, seed, scr)
+        t_data = teacher_data(store, cfg, vocab, teacher, prefix, seed, scr, "teacher")
+        o_data = teacher_data(store, cfg, vocab, teacher_o, o_prefix, seed, scr,
+                              "control teacher")
         b_data = data_entry(store, cfg, vocab, base, [], seed, scr)
         filters_.append({"teacher": t_data.meta, "teacher_other": o_data.meta,
                          "base": b_data.meta})
