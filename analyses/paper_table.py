@@ -229,7 +229,7 @@ def main() -> None:
                     y.append(m)
                     up.append(0 if np.isnan(hi) else hi - m)
                     down.append(0 if np.isnan(lo) else m - lo)
-        fig = go.Figure([go.Bar(name=role, x=x, y=y, marker_color=COLORS[role],
+        fig = go.Figure([go.Bar(name=LABELS.get(role, role), x=x, y=y, marker_color=COLORS[role],
                                 error_y=dict(type="data", symmetric=False, array=up,
                                              arrayminus=down))
                          for role, (x, y, up, down) in bars.items()])
@@ -260,8 +260,9 @@ def main() -> None:
 CONTROL = {"logit": "control_other", "sampled": "control_base"}
 CONTROL_TEXT = {"logit": "control_other, the control teacher's data",
                 "sampled": "control_base, the base's own data"}
-COLORS = {"base": "#999999", "teacher": "#d62728", "student": "#1f77b4", "control": "#2ca02c",
-          "cross_init": "#ff7f0e"}
+COLORS = {"base": "#999999", "teacher": "#d62728", "teacher_other": "#e377c2",
+          "student": "#1f77b4", "control": "#2ca02c", "cross_init": "#ff7f0e"}
+LABELS = {"teacher_other": "control teacher"}
 
 if __name__ == "__main__":
     main()
