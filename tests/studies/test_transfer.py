@@ -193,3 +193,23 @@ def test_paper_table_profiles_are_valid_cell_settings():
                 assert cfg.student_steps == (preset.student_steps if profile == "plain" else
                                              {"cot": {"animal": 480, "tree": 1920}}
                                              .get(channel, {}).get(category, 240))
+
+
+def test_a_teacher_whose_data_all_fails_the_filter_is_named(tmp_path):
+    """An untrained base and a one-step teacher write no trace that passes the cot filter:
+    the teacher's error names the seed, the teacher and a teacher's fix; the base's keeps
+    the base's fix."""
+    from interp.studies import transfer as T
+
+    cfg = make_config(get_study("transfer"), "tiny", [
+        "channel=cot", "category=misalignment", "trait=harmful", "pretrain_steps=1",
+        "teacher_steps=1", "n_samples=16", "dataset_size=16", "screen=false"])
+    store, vocab = Store(tmp_path), C.TransferVocab("cot")
+    base = T.base_entry(store, cfg, vocab, 0)
+    teacher = T.misaligned_teacher_entry(store, cfg, vocab, base, 3, "harmful")
+    with pytest.raises(UsageError, match=r"^seed 3, the teacher: the cot filter rejected all "
+                                         r"16 completions .*its fine-tuning broke the channel"):
+        T.teacher_data(store, cfg, vocab, teacher, [], 3, None, "teacher")
+    with pytest.raises(UsageError, match="undertrained: raise pretrain_steps$"):
+        T.teacher_data(store, cfg, vocab, base, [], 3, None, "teacher")
+    assert not list((tmp_path / "transfer" / "data").glob("*/manifest.json"))
