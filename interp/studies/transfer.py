@@ -304,7 +304,7 @@ BASE_FIX = "the base model is undertrained: raise pretrain_steps"
 
 
 def teacher_data(store: Store, cfg: TransferConfig, vocab: C.TransferVocab, teacher: Entry,
-                 prefix: list[int], seed: int, screen: Entry, who: str) -> Entry:
+                 prefix: list[int], seed: int, screen: Entry | None, who: str) -> Entry:
     """``data_entry`` for a teacher, whose error (nothing passed the filter) names the
     teacher, the seed and a teacher's fix instead of the base's (data_entry's own wording
     stays as it is: its source is part of every data entry's store key)."""
