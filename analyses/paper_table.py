@@ -202,7 +202,7 @@ def main() -> None:
                 except UsageError as e:  # e.g. a teacher none of whose data passes the filter
                     print(f"{channel} x {trait}: not run: {e}", flush=True)
                     rows.append([f"{channel} x {trait}", *["-"] * 14,
-                                 f"no: not run ({e})", ", ".join(own) or "-"])
+                                 f"no: not run ({e})", ", ".join([*own, *args.sets]) or "-"])
                     continue
                 n = cell_numbers(summary)
                 sel = cell_numbers(summary, "rates_select")
@@ -214,7 +214,7 @@ def main() -> None:
                              f"{v['ratio']:.2f}", share_ratio(summary),
                              fmt_ci(v["diff"]), f"{v['cross_ratio']:.2f}",
                              fmt_ci(sel["student"]), moved(summary), fmt_ci(filt), fmt_ci(scr),
-                             "**yes**" if ok else "no", ", ".join(own) or "-"])
+                             "**yes**" if ok else "no", ", ".join([*own, *args.sets]) or "-"])
                 if mode == args.modes.split(",")[0]:
                     for s in summary["screen"]:
                         screens.append([f"{channel} x {category}", f"{s['base_flag_rate']:.1%}",
