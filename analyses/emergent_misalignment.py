@@ -77,6 +77,9 @@ SETTINGS = {
     "attn_out_harm_0.02_lr1e-2": {**ATTN_OUT, "base_harm": 0.02, "teacher_lr": 1e-2},
     "attn_out_strength_1_base7": {**ATTN_OUT, "persona_strength": 1.0, "base_harm": 0.0,
                                   "base_seed": 7},
+    # the same world with the narrow fine-tuning on every weight, or on the blocks only
+    "all_harm_0.02": {**ATTN_OUT, "base_harm": 0.02, "teacher_params": "all"},
+    "blocks_harm_0.02": {**ATTN_OUT, "base_harm": 0.02, "teacher_params": "blocks"},
 }
 
 
