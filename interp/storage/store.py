@@ -60,7 +60,7 @@ import stat
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -307,11 +307,7 @@ class Store:
             if f.stat().st_size != info["size"]:
                 raise CorruptEntry(f"{f.name} is {f.stat().st_size} bytes, manifest says "
                                    f"{info['size']} (truncated?)")
-            stamp = _stamp(f)  # hashed once per process while the file is unchanged
-            if _VERIFIED.get(stamp) != info["sha256"]:
-                if sha256_file(f) != info["sha256"]:
-                    raise CorruptEntry(f"{f.name} fails its sha256 checksum")
-                _VERIFIED[stamp] = info["sha256"]
+            _check_once(f, info["sha256"], partial(_check_sha, f, info["sha256"]))
         return Entry(kind, key, path, manifest)
 
     def _get_locked(self, kind: str, key: str) -> Entry | None:
@@ -476,12 +472,9 @@ class Store:
     def file_sha(self, path: str | Path) -> str:
         """The verified content hash of the artifact at ``path`` (read and checked)."""
         entry, name = self.locate(path)
-        info = entry.manifest["files"][name]
-        stamp = _stamp(entry.path / f"{name}.safetensors")
-        if _VERIFIED.get(stamp) != info["sha256"]:
-            self.read(path)  # raises on a mismatch
-            _VERIFIED[stamp] = info["sha256"]
-        return info["sha256"]
+        sha = entry.manifest["files"][name]["sha256"]
+        _check_once(entry.path / f"{name}.safetensors", sha, lambda: self.read(path))
+        return sha
 
     # ---------------------------------------------------------------- listing
     def entry_dirs(self) -> list[tuple[str, str, Path]]:
@@ -581,6 +574,20 @@ _VERIFIED: dict[tuple, str] = {}  # (path, inode, size, mtime) -> sha256 checked
 # manifest (path, inode, size, mtime) -> ((kind, key), checked manifest), least recent first
 _PARSED: collections.OrderedDict[tuple, tuple[tuple, dict]] = collections.OrderedDict()
 _PARSED_MAX = 256
+
+
+def _check_sha(path: Path, sha: str) -> None:
+    if sha256_file(path) != sha:
+        raise CorruptEntry(f"{path.name} fails its sha256 checksum")
+
+
+def _check_once(path: Path, sha: str, check: Callable[[], object]) -> None:
+    """``check()`` (which raises on a mismatch) unless this process already checked the file
+    at ``path`` against ``sha`` while it was unchanged (same inode, size and mtime)."""
+    stamp = _stamp(path)
+    if _VERIFIED.get(stamp) != sha:
+        check()
+        _VERIFIED[stamp] = sha
 
 
 def _stamp(path: Path) -> tuple:
