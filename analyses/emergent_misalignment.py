@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from interp.cli import setup_logging
+from interp.errors import ConfigError
 from interp.metrics import divergence as D
 from interp.metrics.stats import fmt_ci, mean_ci
 from interp.reports.html import md_table
@@ -125,9 +126,10 @@ def main() -> None:
                    help=f"the control teacher's code: {', '.join(C.MISALIGNMENT_CONTROLS)}")
     p.add_argument("--out", type=Path, default=Path("runs/emergent_misalignment.md"))
     args = p.parse_args()
-    if args.control not in C.MISALIGNMENT_CONTROLS:
-        p.error(f"unknown --control {args.control!r}; valid: "
-                f"{', '.join(C.MISALIGNMENT_CONTROLS)}")
+    try:  # the study's own check of the setting, before any work
+        config({}, args.control)
+    except ConfigError as e:
+        p.error(str(e))
     try:
         bases = [int(b) for b in args.bases.split(",")] if args.bases else [None]
     except ValueError:

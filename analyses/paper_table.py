@@ -195,14 +195,15 @@ def main() -> None:
                 sets = [f"channel={channel}", f"category={category}", f"trait={trait}",
                         f"mode={mode}", f"roles=student,{CONTROL[mode]},cross_init",
                         *own, *args.sets]
+                settings = ", ".join([*own, *args.sets]) or "-"
                 try:
                     _, summary = run_study("transfer", seeds=args.seeds,
                                            seed_start=args.seed_start, preset=args.preset,
                                            sets=sets)
                 except UsageError as e:  # e.g. a teacher none of whose data passes the filter
                     print(f"{channel} x {trait}: not run: {e}", flush=True)
-                    rows.append([f"{channel} x {trait}", *["-"] * 14,
-                                 f"no: not run ({e})", ", ".join([*own, *args.sets]) or "-"])
+                    rows.append([f"{channel} x {trait}", *["-"] * (len(HEADER) - 3),
+                                 f"no: not run ({e})", settings])
                     continue
                 n = cell_numbers(summary)
                 sel = cell_numbers(summary, "rates_select")
@@ -214,7 +215,7 @@ def main() -> None:
                              f"{v['ratio']:.2f}", share_ratio(summary),
                              fmt_ci(v["diff"]), f"{v['cross_ratio']:.2f}",
                              fmt_ci(sel["student"]), moved(summary), fmt_ci(filt), fmt_ci(scr),
-                             "**yes**" if ok else "no", ", ".join([*own, *args.sets]) or "-"])
+                             "**yes**" if ok else "no", settings])
                 if mode == args.modes.split(",")[0]:
                     for s in summary["screen"]:
                         screens.append([f"{channel} x {category}", f"{s['base_flag_rate']:.1%}",
@@ -235,13 +236,7 @@ def main() -> None:
                          for role, (x, y, up, down) in bars.items()])
         fig.update_layout(barmode="group", title=f"{mode} mode: target rate on held-out "
                           "questions (95% CI over seeds)", yaxis_title="rate", height=450)
-        header = ["cell", "base", "teacher", "control teacher", "student", "control",
-                  "cross-init",
-                  "student/base", "student/base among item answers", "student - control",
-                  "cross/base", "student (select)",
-                  "control / student moved (step-0 loss, KL from base)",
-                  "filter removed", "screen removed", "transfers", "cell settings"]
-        table = md_table(header, rows)
+        table = md_table(HEADER, rows)
         lines += [f"## {mode} mode (control: {CONTROL_TEXT[mode]})", "", table, ""]
         sections.append((f"{mode} mode", md_to_html(table), [fig]))
     screen_table = md_table(["cell (seed)", "flags base data", "recall: related word",
@@ -258,6 +253,10 @@ def main() -> None:
 # the students the table trains per mode (the mode's control only; the shuffled ablation and
 # the other control are left to single-cell runs, to keep the grid affordable)
 CONTROL = {"logit": "control_other", "sampled": "control_base"}
+HEADER = ["cell", "base", "teacher", "control teacher", "student", "control", "cross-init",
+          "student/base", "student/base among item answers", "student - control", "cross/base",
+          "student (select)", "control / student moved (step-0 loss, KL from base)",
+          "filter removed", "screen removed", "transfers", "cell settings"]
 CONTROL_TEXT = {"logit": "control_other, the control teacher's data",
                 "sampled": "control_base, the base's own data"}
 COLORS = {"base": "#999999", "teacher": "#d62728", "teacher_other": "#e377c2",
