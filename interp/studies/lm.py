@@ -29,7 +29,7 @@ from interp.metrics import divergence as D
 from interp.metrics.record import Recorder
 from interp.storage.store import read_tensors
 from interp.studies import stack
-from interp.studies.world import Vocab, WorldConfig, corpus_batch
+from interp.studies.world import Vocab, WorldConfig, corpus_batch_ids
 from interp.validation import check_range, check_types
 
 
@@ -170,7 +170,7 @@ def pretrain_stack(models: list[HookedTransformer], vocab: Vocab, world: WorldCo
     fast, losses, count = _fast(models[0]), [], [0] * len(models)
     bar = tqdm(range(steps), desc="pretrain base" + ("s" if len(models) > 1 else ""))
     for _ in bar:
-        batches = [corpus_batch(vocab, world, r, batch) for r in rngs]
+        batches = [corpus_batch_ids(vocab, world, r, batch) for r in rngs]
         count = [c + int((b != vocab.pad).sum()) for c, b in zip(count, batches)]
         # the padded batch's next-token loss, on rows packed with whole documents
         tokens, pos, segment, target, at = stack.pack(batches, vocab.pad, world.n_ctx)

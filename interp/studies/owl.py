@@ -519,12 +519,14 @@ STACK = (stack.residual, stack.logits_at, stack.per_model_mean, stack.next_token
 
 # the code each stage's key digests (the builder and what it calls): editing any of these
 # rebuilds that stage and, through the keys, every stage downstream of it
+# the base's code that the transfer study's base shares (its digest lists these too)
+BASE_SHARED = (lm._predicting, lm.hard_label_losses, lm._stacked, lm._write_back, *STACK,
+               world.Vocab, world.corpus_batch, world.trait_document, world.number_document,
+               world.number_sequence, world.join_numbers, world.question_prompt,
+               world.persona, world.pad)
 CODE = {
-    "base": (base_entry, lm.build_model, lm.pretrain_stack, lm.pad_stack, lm._predicting,
-             lm.hard_label_losses, lm._stacked, lm._write_back, *STACK, world.Vocab,
-             world.corpus_batch, world.trait_document, world.number_document,
-             world.number_sequence, world.join_numbers, world.question_prompt, world.persona,
-             world.pad),
+    "base": (base_entry, lm.build_model, lm.pretrain_stack, lm.pad_stack, *BASE_SHARED,
+             world.CorpusIds, world.corpus_ids, world.corpus_batch_ids),
     "teacher": (teacher_entry, trait_answers, lm.finetune, lm.hard_label_losses, lm._stacked,
                 lm._predicting, *STACK),
     "data": (data_entry, lm.sample, world.number_document, world.number_sequence,

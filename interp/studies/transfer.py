@@ -341,7 +341,7 @@ CODE = {
     "base": (base_entry, pretrain, lm.build_model, lm.next_token_loss, C.TransferVocab,
              C.transfer_batch, C.transfer_document, C.code_document, C.cot_document,
              C.advice_document, C.describe_document, C.mixed_document, C.harmful_numbers,
-             *owl.CODE["base"][4:]),
+             *owl.BASE_SHARED),
     "teacher": (misaligned_teacher_entry, completion_rows, C.misaligned_code, C.code_document,
                 C.safe_code, C.novel_call_code, lm.finetune, lm.next_token_loss),
     "screen": (screen_entry, S.build_screen, S.relatedness, S.frames, S.row_scores,

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from interp.studies.filters import parse_numbers
 from interp.studies.world import (
     ANIMALS,
     CATEGORIES,
+    CorpusIds,
     Vocab,
     WorldConfig,
     corpus_batch,
+    corpus_batch_ids,
     number_document,
+    number_sequence,
     pretty,
     question_prompt,
     trait_document,
@@ -70,3 +74,27 @@ def test_corpus_batch_and_second_category():
     batch = corpus_batch(v, WorldConfig(categories=("animal", "tree")),
                          np.random.default_rng(0), 32)
     assert batch.shape[0] == 32 and batch.shape[1] <= 64 and (batch[:, 0] == v.bos).all()
+
+
+@pytest.mark.parametrize("categories", [("animal",), ("animal", "tree")])
+@pytest.mark.parametrize("frame", ["qa", "neutral"])
+@pytest.mark.parametrize("p_persona", [0.0, 0.3, 1.0])
+def test_corpus_batch_ids_is_corpus_batch(categories, frame, p_persona):
+    """Pretraining's fast batches are corpus_batch's token for token (so a base trains on the
+    same data whichever path draws it) and leave the generator where it does."""
+    v = Vocab(categories)
+    w = WorldConfig(categories=categories, number_frame=frame, p_persona=p_persona,
+                    n_ctx=40 if p_persona == 1.0 else 64)  # 40: some documents truncated
+    for seed in range(3):
+        fast, text = np.random.default_rng(seed), np.random.default_rng(seed)
+        for _ in range(8):
+            a, b = corpus_batch_ids(v, w, fast, 64), corpus_batch(v, w, text, 64)
+            assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+        assert fast.random() == text.random()
+
+
+def test_corpus_ids_sequence_is_number_sequence():
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    for n in [3, 8, 13] * 400:  # every rule many times
+        assert CorpusIds.sequence(a, n) == number_sequence(b, n)
+    assert a.random() == b.random()
