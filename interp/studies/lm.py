@@ -468,16 +468,17 @@ def train_students(students: list[HookedTransformer],
         if cfg.mode == "sampled":
             per_model = hard_label_losses(P, tokens, mask, fast)
         else:
-            s_logits, model = stack.logits_at(P, tokens, mask, **fast, cols=number_ids)
-            rows = []
-            for j in range(m):
+            # each student's mean KL to its table's rows over the number tokens (the
+            # restriction applied in the unembedding), fused with its gradient
+            xs = stack.residual_at(P, tokens, mask, **fast)
+            w_u, b_u = P["unembed.W_U"][..., number_ids], P["unembed.b_U"][..., number_ids]
+            kls = []
+            for j, x in enumerate(xs):
                 r = tables[j].rows(idx[j])
                 if perms[j] is not None:  # each position takes another position's target
                     r = r[_perm_rows(perms[j][idx[j]], ats[j][idx[j]])]
-                rows.append(tables[j].logp[r])
-            # D.restricted_log_softmax, with the restriction applied in the unembedding
-            kl = D.kl(torch.cat(rows), F.log_softmax(s_logits, -1))
-            per_model = stack.per_model_mean(kl, model, m)
+                kls.append(stack.linear_kl(x, w_u[j], b_u[j], tables[j].logp, r))
+            per_model = torch.stack(kls)
         for j, v in enumerate(per_model.tolist()):
             losses[j].append(v)
         opt.zero_grad()

@@ -535,7 +535,7 @@ CODE = {
                 lm.trim, lm.TeacherTable, lm.teacher_table, lm._teacher_rows, lm._perm_rows,
                 lm._pick, lm.shuffle_perm, lm.pad_stack,
                 lm._predicting, lm.hard_label_losses, lm._stacked, lm._write_back, *STACK,
-                D.kl, D.restricted_log_softmax, Recorder),
+                stack.LinearKL, stack.linear_kl, D.kl, D.restricted_log_softmax, Recorder),
     "signal": (signal_entry, kl_from_base, student_mask, drop_first, D.kl, lm.trim, lm._fast,
                *STACK),
     "eval": (trait_rates, world.question_prompt, world.Category),

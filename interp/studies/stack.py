@@ -216,6 +216,52 @@ def linear_cross_entropy(x: Float[Tensor, "n d"], w: Float[Tensor, "d v"],
     return LinearCrossEntropy.apply(x, w, b, target)
 
 
+class LinearKL(torch.autograd.Function):
+    """Mean over rows of KL(teacher || softmax(x @ W + b)), the teacher given as
+    log-probabilities (``target[rows]``), computed in chunks of rows with its gradient, as
+    ``LinearCrossEntropy`` does: the students' distillation loss without holding the
+    [rows, k] logits, their log-softmax, the gathered teacher rows or the KL's intermediates
+    for a backward pass. ``tests/studies/test_stack.py`` checks it against ``D.kl`` of
+    ``F.log_softmax`` and autograd.
+
+    Per row, with p = exp(target) and q = softmax(logits): KL = sum p (target - log q), and
+    its gradient with respect to the logits is q sum(p) - p."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor, b: Tensor, target: Tensor,  # type: ignore[override]
+                rows: Tensor, chunk: int = 512) -> Tensor:
+        n = max(len(x), 1)
+        loss = x.new_zeros(())
+        gx, gw, gb = torch.empty_like(x), torch.zeros_like(w), torch.zeros_like(b)
+        for s in range(0, len(x), chunk):
+            xs, ts = x[s:s + chunk], target[rows[s:s + chunk]]  # [c d], [c k]
+            p = ts.exp()
+            # F.log_softmax, as the teacher tables are computed: a student at its teacher's
+            # weights reads exactly its rows and its loss is exactly 0 (no signal)
+            logq = F.log_softmax(torch.addmm(b, xs, w), -1)
+            loss = loss + (p * (ts - logq)).sum()
+            grad = logq.exp_().mul_(p.sum(-1, keepdim=True)).sub_(p)  # in place: [c k]
+            torch.mm(grad, w.T, out=gx[s:s + chunk])
+            gw.addmm_(xs.T, grad)
+            gb += grad.sum(0)
+        ctx.save_for_backward(gx, gw, gb)
+        ctx.n = n
+        return loss / n
+
+    @staticmethod
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        gx, gw, gb = ctx.saved_tensors
+        scale = g / ctx.n
+        return gx * scale, gw * scale, gb * scale, None, None, None
+
+
+def linear_kl(x: Float[Tensor, "n d"], w: Float[Tensor, "d k"], b: Float[Tensor, " k"],
+              target: Float[Tensor, "r k"], rows: Int[Tensor, " n"]) -> Float[Tensor, ""]:
+    """``D.kl(target[rows], F.log_softmax(x @ w + b, -1)).mean()`` (0 for no rows), chunked
+    and fused."""
+    return LinearKL.apply(x, w, b, target, rows)
+
+
 def per_model_mean(values: Float[Tensor, " n"], model: Int[Tensor, " n"], m: int) \
         -> Float[Tensor, " m"]:
     """The mean of ``values`` over each model's rows (0 for a model without rows)."""

@@ -206,6 +206,30 @@ def test_linear_cross_entropy_is_cross_entropy_with_its_gradient():
         assert (a - c).abs().max() <= 1e-5 * float(a.abs().max())
 
 
+def test_linear_kl_is_kl_of_log_softmax_with_its_gradient():
+    """The students' fused, chunked distillation loss against ``D.kl`` of ``F.log_softmax``
+    of the full logits, the teacher rows gathered by index (some twice, as a shuffled
+    student's are): the same value and the same gradients for x, W and b (chunks of 512 rows
+    and a remainder); no rows give 0."""
+    from interp.metrics import divergence as D
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1100, 16, generator=g, requires_grad=True)
+    w = torch.randn(16, 50, generator=g, requires_grad=True)
+    b = torch.randn(50, generator=g, requires_grad=True)
+    table = torch.log_softmax(2 * torch.randn(900, 50, generator=g), -1)
+    rows = torch.randint(900, (1100,), generator=g)
+    ref = D.kl(table[rows], torch.log_softmax(torch.addmm(b, x, w), -1)).mean()
+    refs = torch.autograd.grad(3 * ref, (x, w, b))
+    new = stack.linear_kl(x, w, b, table, rows)
+    news = torch.autograd.grad(3 * new, (x, w, b))
+    assert ref.item() > 0.1 and new.item() == pytest.approx(ref.item(), rel=1e-5)
+    for a, c in zip(refs, news):
+        assert (a - c).abs().max() <= 1e-5 * float(a.abs().max())
+    empty = stack.linear_kl(x[:0], w, b, table, rows[:0])
+    assert empty.item() == 0.0
+
+
 @pytest.mark.parametrize("params", sorted(lm.TUNED))
 def test_finetune_trains_exactly_the_weights_it_names(params):
     """``teacher_params``: all, the blocks, or only the attention output matrices W_O."""
