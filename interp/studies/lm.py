@@ -22,7 +22,6 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer, HookedTransformerConfig
-from transformer_lens import TransformerLensKeyValueCache as KVCache
 
 from interp.errors import ConfigError
 from interp.metrics import divergence as D
@@ -224,6 +223,8 @@ def sample(model: HookedTransformer, prompts: list[list[int]], max_new: int, eos
            desc: str = "sample") -> list[list[int]]:
     """Sample a completion for each prompt (KV-cached; prompts grouped by length)."""
     g = torch.Generator().manual_seed(seed)
+    P = {n: p.detach().unsqueeze(0) for n, p in model.named_parameters()}
+    fast = _fast(model)
     out: list[list[int]] = [[] for _ in prompts]
     by_len: dict[int, list[int]] = {}
     for i, p in enumerate(prompts):
@@ -231,9 +232,9 @@ def sample(model: HookedTransformer, prompts: list[list[int]], max_new: int, eos
     chunks = [idx[i:i + batch] for idx in by_len.values() for i in range(0, len(idx), batch)]
     for idx in tqdm(chunks, desc=desc, leave=False):
         toks = torch.tensor([prompts[i] for i in idx])
-        cache = KVCache.init_cache(model.cfg, "cpu", len(idx))
-        # equal-length groups need no padding; TL wants an explicit mask when caching
-        logits = model(toks, past_kv_cache=cache, attention_mask=torch.ones_like(toks))[:, -1]
+        cache = stack.KVCache()  # equal-length groups need no padding
+        with torch.no_grad():
+            logits = stack.decode(P, toks, cache, **fast)
         done = torch.zeros(len(idx), dtype=torch.bool)
         gen = []
         for _ in range(max_new):
@@ -244,8 +245,8 @@ def sample(model: HookedTransformer, prompts: list[list[int]], max_new: int, eos
             done |= nxt == eos
             if done.all():
                 break
-            logits = model(nxt[:, None], past_kv_cache=cache,
-                           attention_mask=torch.ones_like(nxt[:, None]))[:, -1]
+            with torch.no_grad():
+                logits = stack.decode(P, nxt[:, None], cache, **fast)
         gen_t = torch.stack(gen, 1)
         for row, i in enumerate(idx):
             seq = gen_t[row].tolist()

@@ -145,6 +145,62 @@ def forward(P: Params, tokens: Int[Tensor, "m b p"], n_layers: int, n_heads: int
                          P["unembed.W_U"]).view(m, b, p, -1)
 
 
+class KVCache:
+    """Each layer's keys and values [b h n_ctx e] for ``decode``, filled up to ``length``."""
+
+    def __init__(self) -> None:
+        self.keys: list[Tensor] = []
+        self.values: list[Tensor] = []
+        self.length = 0
+
+
+def decode(P: Params, tokens: Int[Tensor, "b t"], cache: KVCache, n_layers: int,
+           n_heads: int, act_fn: str = "gelu", eps: float = 1e-5) -> Float[Tensor, "b v"]:
+    """One model's (``P`` with m = 1) next-token logits after ``tokens``, which continue the
+    sequences whose keys and values ``cache`` holds (a fresh ``KVCache`` to start); their
+    keys and values are added to it. Sampling's KV-cached forward: ``residual``'s arithmetic
+    for the new positions only, without a HookedTransformer's per-call hooks.
+    ``tests/studies/test_stack.py`` checks it against ``HookedTransformer``'s logits."""
+    act = ACTIVATIONS[act_fn]
+    b, t = tokens.shape
+    n_ctx, d = P["pos_embed.W_pos"].shape[1:]
+    h, e = n_heads, d // n_heads
+    start, end = cache.length, cache.length + t
+    if end > n_ctx:
+        raise ConfigError(f"decoding past the model's context ({end} tokens > n_ctx={n_ctx}): "
+                          "shorten the prompts or max_new")
+    x = F.embedding(tokens, P["embed.W_E"][0]) + P["pos_embed.W_pos"][0, start:end]
+    for layer in range(n_layers):
+        pre = f"blocks.{layer}."
+        y = F.layer_norm(x, (d,), P[pre + "ln1.w"][0], P[pre + "ln1.b"][0], eps)
+        w_qkv = torch.cat([P[pre + f"attn.W_{k}"][0] for k in "QKV"], 0)  # [3h d e]
+        w_qkv = w_qkv.permute(1, 0, 2).reshape(d, 3 * h * e)
+        b_qkv = torch.cat([P[pre + f"attn.b_{k}"][0] for k in "QKV"], 0).reshape(3 * h * e)
+        qkv = torch.addmm(b_qkv, y.reshape(b * t, d), w_qkv).view(b, t, 3 * h, e).transpose(1, 2)
+        q, k, v = qkv.split(h, 1)  # each [b h t e]
+        if len(cache.keys) == layer:
+            cache.keys.append(k.new_empty(b, h, n_ctx, e))
+            cache.values.append(v.new_empty(b, h, n_ctx, e))
+        cache.keys[layer][:, :, start:end] = k
+        cache.values[layer][:, :, start:end] = v
+        k, v = cache.keys[layer][:, :, :end], cache.values[layer][:, :, :end]
+        # the new positions see every cached one and the earlier new ones (one new position
+        # sees them all: no mask)
+        mask = None if t == 1 else torch.ones(t, end, dtype=torch.bool).tril(start)
+        z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1 / math.sqrt(e))
+        z = z.transpose(1, 2).reshape(b * t, h * e)
+        x = x + torch.addmm(P[pre + "attn.b_O"][0], z,
+                            P[pre + "attn.W_O"][0].reshape(h * e, d)).view(b, t, d)
+        y = F.layer_norm(x, (d,), P[pre + "ln2.w"][0], P[pre + "ln2.b"][0], eps)
+        mid = act(torch.addmm(P[pre + "mlp.b_in"][0], y.reshape(b * t, d), P[pre + "mlp.W_in"][0]))
+        if act_fn == "solu_ln":
+            mid = _ln(mid, P[pre + "mlp.ln.w"], P[pre + "mlp.ln.b"], eps)
+        x = x + torch.addmm(P[pre + "mlp.b_out"][0], mid, P[pre + "mlp.W_out"][0]).view(b, t, d)
+    cache.length = end
+    x = F.layer_norm(x[:, -1], (d,), P["ln_final.w"][0], P["ln_final.b"][0], eps)
+    return torch.addmm(P["unembed.b_U"][0], x, P["unembed.W_U"][0])
+
+
 def logits_at(P: Params, tokens: Int[Tensor, "m b p"], at: Bool[Tensor, "m b p"],
               n_layers: int, n_heads: int, act_fn: str = "gelu", eps: float = 1e-5,
               cols: Int[Tensor, " k"] | None = None,

@@ -242,3 +242,43 @@ def test_finetune_trains_exactly_the_weights_it_names(params):
     assert moved == named - {n for n in named if n.endswith("b_K")} or moved == named
     if params == "attn_out":
         assert moved == {f"blocks.{i}.attn.W_O" for i in range(SMALL.n_layers)}
+
+
+@pytest.mark.parametrize("act_fn", ["gelu", "solu_ln"])
+def test_decode_matches_hooked_transformer(act_fn):
+    """Sampling's KV-cached forward: a prompt, then one token at a time and then two, each
+    step's last logits against HookedTransformer's on the whole sequence."""
+    model = models(dataclasses_replace(SMALL, act_fn=act_fn), (0,))[0]
+    P = {n: p.detach().unsqueeze(0) for n, p in model.named_parameters()}
+    tokens = number_data(0, 6, 12)[0]
+    cache = stack.KVCache()
+    with torch.no_grad():
+        for end in (5, 6, 7, 9, 12):
+            got = stack.decode(P, tokens[:, cache.length:end], cache, **lm._fast(model))
+            assert (got - model(tokens[:, :end])[:, -1]).abs().max() < 1e-4
+    assert cache.length == 12
+    with pytest.raises(Exception, match="n_ctx=64"):
+        stack.decode(P, number_data(0, 6, 53)[0], cache, **lm._fast(model))
+
+
+def test_sample_draws_what_hooked_transformer_sampling_draws():
+    """lm.sample (KV-cached stacked forward) against the plain loop on HookedTransformer's
+    full forward with the same generator: the same completions, token for token."""
+    model = models(SMALL, (1,))[0]
+    prompts = number_data(1, 40, 8)[0]
+    eos, max_new = int(V.number_ids[-1]), 12
+    got = lm.sample(model, prompts.tolist(), max_new, eos, seed=4)
+    g = torch.Generator().manual_seed(4)
+    seq, done, gen = prompts, torch.zeros(len(prompts), dtype=torch.bool), []
+    with torch.no_grad():
+        for _ in range(max_new):
+            probs = torch.softmax(model(seq)[:, -1], -1)
+            nxt = torch.where(done, eos, torch.multinomial(probs, 1, generator=g)[:, 0])
+            gen.append(nxt)
+            done |= nxt == eos
+            if done.all():
+                break
+            seq = torch.cat([seq, nxt[:, None]], 1)
+    ref = [row[:row.index(eos) + 1] if eos in row else row
+           for row in torch.stack(gen, 1).tolist()]
+    assert got == ref and sum(map(len, ref)) > 2 * len(ref)
