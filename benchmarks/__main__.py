@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         common,
         contention,
         digits,
+        kernels,
         memory,
         pretrain,
         recorder,
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     common.SHOW_PROGRESS = show
     rows = {m.ROW.name: m.ROW for m in (pretrain, contention, recorder, attribution, digits,
                                         sweep, align, capture, sae, memory)}
+    rows.update({r.name: r for r in kernels.ROWS})
     rows.update({r.name: r for r in coldstart.ROWS})  # one cold demo, read by every row
     p = argparse.ArgumentParser(prog="python -m benchmarks",
                                 description="Run the benchmark rows; print the markdown table.")

@@ -1,0 +1,148 @@
+"""Three of the cold demo's inner loops against the code they replaced, paired.
+
+    python -m benchmarks.kernels [--reps 5]
+
+1. ``corpus``: a pretraining batch of 64 documents, ``world.corpus_batch`` (write each
+   document's text, tokenize it) against ``world.corpus_batch_ids`` (the same draws straight
+   to token ids; equal token for token, ``tests/studies/test_world.py``).
+2. ``distill_loss``: the students' loss and its backward for a seed's five stacked students
+   (7,500 positions x the 1,006 number tokens at the default shape), the unfused reference
+   (``stack.logits_at``, ``F.log_softmax``, ``D.kl`` over the gathered teacher rows, per
+   model means) against ``stack.linear_kl`` (fused and chunked).
+3. ``sampling``: 1,024 number prompts continued for up to 26 tokens by a default-shape model,
+   HookedTransformer's forward with its KV cache (what ``lm.sample`` ran before) against
+   ``lm.sample`` (``stack.decode``); both draw with ``torch.multinomial`` from one generator
+   and, at random weights, run all 26 steps.
+
+All at one torch thread (each worker of ``make demo`` has one).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformer_lens import TransformerLensKeyValueCache
+
+from benchmarks.common import Measured, Row, paired, seconds
+from interp.metrics import divergence as D
+from interp.studies import lm, stack
+from interp.studies.world import (
+    Vocab,
+    WorldConfig,
+    corpus_batch,
+    corpus_batch_ids,
+    number_document,
+)
+
+
+def _one_thread(fn):
+    def wrapped(*a, **k):
+        old = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(*a, **k)
+        finally:
+            torch.set_num_threads(old)
+    return wrapped
+
+
+@_one_thread
+def corpus(reps: int, number: int = 50) -> Measured:
+    v, w = Vocab(), WorldConfig()
+    rng = np.random.default_rng(0)
+    base, cand = paired(reps, "corpus",
+                        lambda: seconds(lambda: corpus_batch(v, w, rng, 64), number),
+                        lambda: seconds(lambda: corpus_batch_ids(v, w, rng, 64), number))
+    return Measured(base, cand, "s", speedup=True,
+                    note=f"a batch of 64 documents, default world; mean of {number} batches")
+
+
+@_one_thread
+def distill_loss(reps: int, m: int = 5, n: int = 1500, number: int = 3) -> Measured:
+    v = Vocab()
+    k, d = len(v.number_ids), lm.ModelConfig().d_model
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randn(n, d, generator=g, requires_grad=True) for _ in range(m)]
+    w = torch.randn(m, d, k, generator=g, requires_grad=True)
+    b = torch.randn(m, k, generator=g, requires_grad=True)
+    table = torch.log_softmax(torch.randn(20 * n, k, generator=g), -1)
+    rows = [torch.randint(len(table), (n,), generator=g) for _ in range(m)]
+    model = torch.repeat_interleave(torch.arange(m), n)
+
+    def unfused() -> None:
+        s = torch.cat([torch.addmm(b[i], x, w[i]) for i, x in enumerate(xs)])
+        kl = D.kl(torch.cat([table[r] for r in rows]), F.log_softmax(s, -1))
+        stack.per_model_mean(kl, model, m).sum().backward()
+
+    def fused() -> None:
+        torch.stack([stack.linear_kl(x, w[i], b[i], table, rows[i])
+                     for i, x in enumerate(xs)]).sum().backward()
+
+    unfused(), fused()  # warm-up
+    base, cand = paired(reps, "distill_loss", lambda: seconds(unfused, number),
+                        lambda: seconds(fused, number))
+    return Measured(base, cand, "s", speedup=True,
+                    note=f"{m} students x {n} positions x {k} number tokens, d_model {d}, "
+                         f"forward and backward; mean of {number} calls")
+
+
+def _tl_sample(model, prompts: list[list[int]], max_new: int, eos: int, seed: int,
+               batch: int = 512) -> None:
+    """``lm.sample`` before stack.decode: HookedTransformer's forward with its KV cache."""
+    g = torch.Generator().manual_seed(seed)
+    for s in range(0, len(prompts), batch):
+        toks = torch.tensor(prompts[s:s + batch])
+        cache = TransformerLensKeyValueCache.init_cache(model.cfg, "cpu", len(toks))
+        logits = model(toks, past_kv_cache=cache, attention_mask=torch.ones_like(toks))[:, -1]
+        done = torch.zeros(len(toks), dtype=torch.bool)
+        for _ in range(max_new):
+            nxt = torch.multinomial(F.softmax(logits, -1), 1, generator=g)[:, 0]
+            nxt = torch.where(done, eos, nxt)
+            done |= nxt == eos
+            if done.all():
+                break
+            logits = model(nxt[:, None], past_kv_cache=cache,
+                           attention_mask=torch.ones_like(nxt[:, None]))[:, -1]
+
+
+@_one_thread
+def sampling(reps: int, n: int = 1024) -> Measured:
+    v, w = Vocab(), WorldConfig()
+    model = lm.build_model(lm.ModelConfig(), len(v), w.n_ctx, 0)
+    rng = np.random.default_rng(0)
+    docs = [v.encode(number_document(rng)[0]) for _ in range(4 * n)]
+    prompts = [p for p in docs if len(p) == len(docs[0])][:n]  # one length: one group
+    base, cand = paired(reps, "sampling",
+                        lambda: seconds(lambda: _tl_sample(model, prompts, 26, v.eos, 0)),
+                        lambda: seconds(lambda: lm.sample(model, prompts, 26, v.eos, 0)))
+    return Measured(base, cand, "s", speedup=True,
+                    note=f"{len(prompts)} prompts of {len(prompts[0])} tokens, up to 26 new, "
+                         "default shape at random weights, batches of 512; one call each")
+
+
+ROWS = [
+    Row("corpus", "pretraining batch: corpus_batch_ids vs corpus_batch (text, tokenized)",
+        "text / ids", None, lambda ctx: corpus(ctx.reps, number=10 if ctx.quick else 50)),
+    Row("distill_loss", "students' loss + backward: stack.linear_kl vs the unfused reference",
+        "unfused / fused", None, lambda ctx: distill_loss(ctx.reps, n=300 if ctx.quick else 1500)),
+    Row("sampling", "data generation: lm.sample (stack.decode) vs HookedTransformer KV cache",
+        "TL / decode", None, lambda ctx: sampling(ctx.reps, n=128 if ctx.quick else 1024)),
+]
+
+
+def main() -> None:
+    import argparse
+
+    from benchmarks.table import table
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.kernels")
+    p.add_argument("--reps", type=int, default=5)
+    reps = p.parse_args().reps
+    if reps < 1:
+        p.error("--reps must be at least 1")
+    print(table([(row, fn(reps)) for row, fn in zip(ROWS, (corpus, distill_loss, sampling))]))
+
+
+if __name__ == "__main__":
+    main()
