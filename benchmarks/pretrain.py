@@ -3,11 +3,14 @@
     python -m benchmarks.pretrain [--steps 30] [--batch 64] [--reps 5] [--compile 1]
 
 The default owl-numbers model shape and the study's own pretraining loop
-(``interp.studies.lm.pretrain_stack``, two bases stacked, batches of 64 from the synthetic
-corpus). Each repetition measures the float32 matmul peak (torch.mm of 2048 x 2048) and
-then the training rate, back to back. ``--compile 1``: the same loop with the stacked
-forward (``stack.residual``) under ``torch.compile(dynamic=True)`` (the packed row count
-varies per step), compilation in the untimed warm-up and reported beside the rate.
+(``interp.studies.lm.pretrain_stack``, batches of 64 from the synthetic corpus), here with
+two bases stacked in one process at the default thread count against that count's peak.
+(``make demo`` trains each base alone in a one-thread worker; the ``stage:pretraining`` row
+reports that rate against the one-thread peak.) Each repetition measures the float32 matmul
+peak (torch.mm of 2048 x 2048) and then the training rate, back to back. ``--compile 1``:
+the same loop with the stacked forward (``stack.residual``) under
+``torch.compile(dynamic=True)`` (the packed row count varies per step), compilation in the
+untimed warm-up and reported beside the rate.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def flops_per_token(model: HookedTransformer) -> float:
 
 
 def measure(reps: int, steps: int = 30, batch: int = 64, compile: int = 0) -> Measured:
-    """The study's own loop (``lm.pretrain_stack``: a seed's same-init and cross-init bases as
+    """The study's own loop (``lm.pretrain_stack``, here a same-init and a cross-init base as
     one stack, corpus drawn on the fly, fused AdamW), ``steps`` steps per repetition."""
     vocab, world = Vocab(), WorldConfig()
 
@@ -82,7 +85,8 @@ def _measure(reps: int, steps: int, batch: int, vocab: Vocab, world: WorldConfig
     peak, got = paired(reps, "pretrain", lambda: peak_flops() / 1e9, achieved)
     return Measured(
         peak, got, "GFLOP/s", extra=f"{statistics.median(rates):,.0f} tok/s",
-        note=f"interp.studies.lm.pretrain_stack as the study runs it: 2 bases stacked, "
+        note=f"interp.studies.lm.pretrain_stack, 2 bases stacked (make demo trains each "
+             "alone on a one-thread worker: the stage:pretraining row), "
              f"{steps} steps of batch {batch} each per rep, corpus drawn inside the timed "
              "loop; tokens = non-pad tokens (padded positions are computed but not counted). "
              "Achieved FLOP/s = 6 N tok/s + 6 d_model d_vocab tok/s, N = non-embedding "
