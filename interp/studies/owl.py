@@ -517,13 +517,13 @@ STACK = (stack.residual, stack.logits_at, stack.per_model_mean, stack.next_token
          stack.stack, stack.unstack, stack._ln, stack.pack, stack.residual_at,
          stack.LinearCrossEntropy, stack.linear_cross_entropy)  # the stacked training forward
 
-# the code each stage's key digests (the builder and what it calls): editing any of these
-# rebuilds that stage and, through the keys, every stage downstream of it
-# the base's code that the transfer study's base shares (its digest lists these too)
+# the base's code that the transfer study's base digest lists too
 BASE_SHARED = (lm._predicting, lm.hard_label_losses, lm._stacked, lm._write_back, *STACK,
                world.Vocab, world.corpus_batch, world.trait_document, world.number_document,
                world.number_sequence, world.join_numbers, world.question_prompt,
                world.persona, world.pad)
+# the code each stage's key digests (the builder and what it calls): editing any of these
+# rebuilds that stage and, through the keys, every stage downstream of it
 CODE = {
     "base": (base_entry, lm.build_model, lm.pretrain_stack, lm.pad_stack, *BASE_SHARED,
              world.CorpusIds, world.corpus_ids, world.corpus_batch_ids),

@@ -247,10 +247,10 @@ def corpus_batch(vocab: Vocab, cfg: WorldConfig, rng: np.random.Generator,
 
 class CorpusIds:
     """``corpus_batch``'s documents straight to token ids: the same draws from ``rng`` in the
-    same order,
-    with the documents' fixed pieces (frames, personas, questions, numbers) encoded once
-    instead of writing each document's text and tokenizing it (most of a pretraining step's
-    Python). ``tests/studies/test_world.py`` checks it against ``corpus_batch``.
+    same order, with the documents' fixed pieces (frames, personas, questions, numbers)
+    encoded once instead of writing each document's text and tokenizing it (most of a
+    pretraining step's Python). ``tests/studies/test_world.py`` checks it against
+    ``corpus_batch``.
 
     Canonical text tokenizes piecewise (no token spans a space), so a document's ids are its
     pieces' ids in order."""
@@ -334,7 +334,6 @@ def corpus_ids(vocab: Vocab, cfg: WorldConfig) -> CorpusIds:
     if cfg not in built:
         built[cfg] = CorpusIds(vocab, cfg)
     return built[cfg]
-
 
 
 def corpus_batch_ids(vocab: Vocab, cfg: WorldConfig, rng: np.random.Generator,
