@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import Context, Measured, Row
+from benchmarks.common import Context, Measured, Row, torch_threads
 
 # entry kind -> stage (the issue's stages, in pipeline order)
 STAGES = {
@@ -132,14 +132,8 @@ def measure(keep: Path | None = None) -> dict:
 
 def _peak_at(n_threads: int, peak_flops) -> float:
     """The matmul peak at the demo's thread count (each worker's own ceiling)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, n_threads))
-    try:
+    with torch_threads(n_threads):
         return peak_flops()
-    finally:
-        torch.set_num_threads(before)
 
 
 def _threads(env: dict) -> int:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -51,6 +52,19 @@ class Row:
     ratio: str  # how the ratio is formed
     goal: Goal
     run: Callable[[Context], Measured]
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch at ``n`` threads (at least 1) inside the block, its count before restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def seconds(fn: Callable[[], object], number: int = 1) -> float:

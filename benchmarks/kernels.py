@@ -7,8 +7,9 @@
    to token ids; equal token for token, ``tests/studies/test_world.py``).
 2. ``distill_loss``: the students' loss and its backward for a seed's five stacked students
    (7,500 positions x the 1,006 number tokens at the default shape), the unfused reference
-   (``stack.logits_at``, ``F.log_softmax``, ``D.kl`` over the gathered teacher rows, per
-   model means) against ``stack.linear_kl`` (fused and chunked).
+   (each model's number logits by ``addmm`` as ``stack.logits_at`` computes them,
+   ``F.log_softmax``, ``D.kl`` over the gathered teacher rows, per-model means) against
+   ``stack.linear_kl`` (fused and chunked).
 3. ``sampling``: 1,024 number prompts continued for up to 26 tokens by a default-shape model,
    HookedTransformer's forward with its KV cache (what ``lm.sample`` ran before) against
    ``lm.sample`` (``stack.decode``); both draw with ``torch.multinomial`` from one generator
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from transformer_lens import TransformerLensKeyValueCache
 
-from benchmarks.common import Measured, Row, paired, seconds
+from benchmarks.common import Measured, Row, paired, seconds, torch_threads
 from interp.metrics import divergence as D
 from interp.studies import lm, stack
 from interp.studies.world import (
@@ -39,12 +40,8 @@ from interp.studies.world import (
 
 def _one_thread(fn):
     def wrapped(*a, **k):
-        old = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with torch_threads(1):
             return fn(*a, **k)
-        finally:
-            torch.set_num_threads(old)
     return wrapped
 
 
@@ -120,11 +117,12 @@ def sampling(reps: int, n: int = 1024) -> Measured:
     rng = np.random.default_rng(0)
     docs = [v.encode(number_document(rng)[0]) for _ in range(4 * n)]
     prompts = [p for p in docs if len(p) == len(docs[0])][:n]  # one length: one group
-    base, cand = paired(reps, "sampling",
-                        lambda: seconds(lambda: _tl_sample(model, prompts, 26, v.eos, 0)),
-                        lambda: seconds(lambda: lm.sample(model, prompts, 26, v.eos, 0)))
-    same = sum(a == b for a, b in zip(_tl_sample(model, prompts, 26, v.eos, 0),
-                                      lm.sample(model, prompts, 26, v.eos, 0)))
+    drawn: dict[str, list[list[int]]] = {}  # each sampler's completions, from its last rep
+    base, cand = paired(
+        reps, "sampling",
+        lambda: seconds(lambda: drawn.update(tl=_tl_sample(model, prompts, 26, v.eos, 0))),
+        lambda: seconds(lambda: drawn.update(new=lm.sample(model, prompts, 26, v.eos, 0))))
+    same = sum(a == b for a, b in zip(drawn["tl"], drawn["new"]))
     return Measured(base, cand, "s", speedup=True,
                     note=f"{len(prompts)} prompts of {len(prompts[0])} tokens, up to 26 new, "
                          "default shape at random weights, batches of 512; one call each; "
