@@ -1,4 +1,4 @@
-"""Three of the cold demo's inner loops against the code they replaced, paired.
+"""The cold demo's inner loops against the code they replaced (or might), paired.
 
     python -m benchmarks.kernels [--reps 5]
 
@@ -16,10 +16,23 @@
    and, at random weights, run all 26 steps; the note counts the prompts whose completions
    the two drew identically.
 
+4. ``compile``: base pretraining (``lm.pretrain_stack``, one default base, batch 64) with
+   ``stack.residual`` (every layer's forward, the elementwise work the profile of
+   ``benchmarks.pretrain_profile`` finds beside the matmuls) as is against
+   ``torch.compile(stack.residual, dynamic=True)`` (packed rows vary in number from step to
+   step), both after warm-up; the note gives the first compiled steps' wall time, compile
+   included (an empty inductor cache), and how far the compiled losses drift. The issue's
+   "``torch.compile`` where it pays on CPU": a ratio under 1 means it does not pay.
+
 All at one torch thread (each worker of ``make demo`` has one).
 """
 
 from __future__ import annotations
+
+import os
+import tempfile
+import time
+from unittest import mock
 
 import numpy as np
 import torch
@@ -129,6 +142,41 @@ def sampling(reps: int, n: int = 1024) -> Measured:
                          f"the same completions, token for token: {same} of {len(prompts)}")
 
 
+@_one_thread
+def compiled(reps: int, steps: int = 40, warm: int = 3) -> Measured:
+    v, w = Vocab(), WorldConfig()
+
+    def train(n: int, seed: int = 0) -> list[float]:
+        model = lm.build_model(lm.ModelConfig(), len(v), w.n_ctx, 0)
+        return [r[0] for r in lm.pretrain_stack([model], v, w, n, 64, 3e-3, [seed])]
+
+    fn = torch.compile(stack.residual, dynamic=True)
+
+    def train_compiled(n: int) -> list[float]:
+        with mock.patch.object(stack, "residual", fn):  # residual_at calls it by this name
+            return train(n)
+
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # a cold compile, as on a fresh machine
+        try:
+            t0 = time.perf_counter()
+            first = train_compiled(warm)
+            cold = time.perf_counter() - t0
+            eager = train(warm)
+            base, cand = paired(reps, "compile", lambda: seconds(lambda: train(steps)),
+                                lambda: seconds(lambda: train_compiled(steps)))
+        finally:
+            del os.environ["TORCHINDUCTOR_CACHE_DIR"]
+    drift = max(abs(a - b) for a, b in zip(first, eager))
+    eager_warm = float(np.median(base)) * warm / steps
+    return Measured(base, cand, "s", speedup=True,
+                    note=f"one default base, batch 64, {steps} steps per call, both after "
+                         f"warm-up; the first {warm} compiled steps took {cold:.1f} s "
+                         f"(compile included, empty inductor cache), against "
+                         f"{eager_warm:.2f} s eager; the compiled losses differ from eager's "
+                         f"by up to {drift:.1e} in those steps")
+
+
 ROWS = [
     Row("corpus", "pretraining batch: corpus_batch_ids vs corpus_batch (text, tokenized)",
         "text / ids", None, lambda ctx: corpus(ctx.reps, number=10 if ctx.quick else 50)),
@@ -136,6 +184,8 @@ ROWS = [
         "unfused / fused", None, lambda ctx: distill_loss(ctx.reps, n=300 if ctx.quick else 1500)),
     Row("sampling", "data generation: lm.sample (stack.decode) vs HookedTransformer KV cache",
         "TL / decode", None, lambda ctx: sampling(ctx.reps, n=128 if ctx.quick else 1024)),
+    Row("compile", "base pretraining: torch.compile(stack.residual) vs eager, after compiling",
+        "eager / compiled", None, lambda ctx: compiled(ctx.reps, steps=5 if ctx.quick else 40)),
 ]
 
 
@@ -149,7 +199,8 @@ def main() -> None:
     reps = p.parse_args().reps
     if reps < 1:
         p.error("--reps must be at least 1")
-    print(table([(row, fn(reps)) for row, fn in zip(ROWS, (corpus, distill_loss, sampling))]))
+    fns = (corpus, distill_loss, sampling, compiled)
+    print(table([(row, fn(reps)) for row, fn in zip(ROWS, fns)]))
 
 
 if __name__ == "__main__":
