@@ -50,8 +50,8 @@ class Probe:
     tokens: Int[Tensor, "n pos"] | None = None  # owl: the inputs the loss covers
 
 
-def _digits_probe(art: dict, summary: dict, roles: dict, seed: int, n: int = 512,
-                  student_init: str = "theta_0") -> Probe:
+def _digits_probe(art: dict, summary: dict, roles: dict, seed: int, store: Store | None = None,
+                  n: int = 512, student_init: str = "theta_0") -> Probe:
     from interp.studies.digits import make_sequential
 
     m, cfg = art["model"], summary["config"]
@@ -62,7 +62,7 @@ def _digits_probe(art: dict, summary: dict, roles: dict, seed: int, n: int = 512
     if cfg["noise"] == "gaussian":
         x = torch.randn(n, m["d_in"], generator=g)
     with torch.no_grad():
-        module.load_state_dict(read_tensors(roles["teacher"]))
+        module.load_state_dict(read_tensors(roles["teacher"], store))
         t = D.restricted_log_softmax(module(x), AUX)
     fn = A.model_fn(module)
 
@@ -97,11 +97,11 @@ def with_prefix(tokens: Int[Tensor, "n pos"], prefix: list[int], pad: int, n_ctx
     return tokens, torch.cat([tokens[:, :1], pre, tokens[:, 1:]], 1)
 
 
-def _owl_probe(art: dict, summary: dict, roles: dict, seed: int, n: int = 64,
-               student_init: str = "theta_0") -> Probe:
-    module = lm.from_artifacts(art["model"], roles["teacher"])
+def _owl_probe(art: dict, summary: dict, roles: dict, seed: int, store: Store | None = None,
+               n: int = 64, student_init: str = "theta_0") -> Probe:
+    module = lm.from_artifacts(art["model"], roles["teacher"], store)
     vocab = run_world(summary).vocab
-    d = read_tensors(roles["data"])
+    d = read_tensors(roles["data"], store)
     prefix = vocab.encode(teacher_prefix(summary)) if teacher_prefix(summary) else []
     tokens, full = with_prefix(d["tokens"][:n], prefix, vocab.pad, art["model"]["n_ctx"])
     mask = d["mask"][:n, :tokens.shape[1]]
@@ -141,11 +141,11 @@ def cached_seed_report(store: Store, art: dict, summary: dict, seed: str) -> See
 def seed_report(art: dict, summary: dict, seed: str, store: Store | None = None) \
         -> SeedAlignment:
     roles = {k: v for k, v in art["seeds"][seed].items()}
-    probe = PROBES[art["model"]["type"]](art, summary, roles, int(seed))
+    probe = PROBES[art["model"]["type"]](art, summary, roles, int(seed), store)
     params = {n for n, _ in probe.module.named_parameters()}  # not buffers (masks, -inf)
 
     def load(path: str) -> A.State:
-        return {k: v for k, v in read_tensors(path).items() if k in params}
+        return {k: v for k, v in read_tensors(path, store).items() if k in params}
 
     sd = {k: load(v) for k, v in roles.items() if k in ("theta_0", "theta_0_cross", "teacher",
                                                          "student_step_1")}
@@ -203,7 +203,7 @@ def drift_report(art: dict, summary: dict, roles: dict, store: Store | None) -> 
     from interp.storage.activations import activations, hook_names
     rw = run_world(summary)
     vocab = rw.vocab
-    probe = rw.probe_tokens(read_tensors(roles["data"])["tokens"])
+    probe = rw.probe_tokens(read_tensors(roles["data"], store)["tokens"])
     text = teacher_prefix(summary)
     prefix = vocab.encode(text) if text else []
     wanted = ["theta_0", "teacher"] + [f"{r}_final" for r in ("student", "control",
@@ -215,7 +215,7 @@ def drift_report(art: dict, summary: dict, roles: dict, store: Store | None) -> 
         masks[s] = plain != vocab.pad
     acts = {}
     for role in wanted:
-        model = lm.from_artifacts(art["model"], roles[role])
+        model = lm.from_artifacts(art["model"], roles[role], store)
         names = hook_names(model)
         acts[role] = {}
         for s, (plain, full) in inputs.items():

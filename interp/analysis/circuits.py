@@ -70,7 +70,7 @@ from interp.analysis.results import (
 from interp.errors import UsageError
 from interp.metrics import circuits as C
 from interp.storage.rundir import run_id
-from interp.storage.store import read_tensors
+from interp.storage.store import Store, read_tensors
 from interp.studies import lm
 from interp.validation import check_range, check_seed, check_types
 
@@ -396,8 +396,8 @@ def entanglement(base, vocab, questions: list[str], item: str, source: str,
 
 # ------------------------------------------------------------------ one seed
 def seed_analysis(art: dict, roles: dict, vocab, split, target: int, items: Tensor,
-                  ccfg: CircuitConfig) -> tuple[CircuitSeed, dict]:
-    models = {r: prepare(lm.from_artifacts(art["model"], roles[r])) for r in ROLES}
+                  ccfg: CircuitConfig, store: Store | None = None) -> tuple[CircuitSeed, dict]:
+    models = {r: prepare(lm.from_artifacts(art["model"], roles[r], store)) for r in ROLES}
     L, H = models["theta_0"].cfg.n_layers, models["theta_0"].cfg.n_heads
     comps = components(L, H)
     probes = {s: trait_probe(vocab, split[s]) for s in SPLITS}
@@ -555,9 +555,11 @@ def neuron_circuit(ctxs: dict, layer: int, ccfg: CircuitConfig) -> NeuronResult:
                             for ctx in ctxs.values()]}
 
 
-def analyse(run_dir: Path, ccfg: CircuitConfig = CircuitConfig()) -> CircuitResult:
+def analyse(run_dir: Path, ccfg: CircuitConfig = CircuitConfig(),
+            store: Store | None = None) -> CircuitResult:
     """The whole circuit analysis on one owl-numbers run. It builds no store entry: every
-    model is read, verified, from the files the run's ``artifacts.json`` names."""
+    model is read, verified, from the files the run's ``artifacts.json`` names, in ``store``
+    (default: ``Store()``)."""
     from interp.analysis.fingerprint import _owl_config, check_owl_run
     from interp.studies.runner import load_run
     from interp.studies.world import CATEGORIES, vocab_for
@@ -576,7 +578,7 @@ def analyse(run_dir: Path, ccfg: CircuitConfig = CircuitConfig()) -> CircuitResu
     per_seed, ctxs = {}, {}
     for seed in tqdm(list(art["seeds"]), desc="circuit seeds"):
         per_seed[seed], ctxs[seed] = seed_analysis(art, art["seeds"][seed], vocab, split,
-                                                   target, items, ccfg)
+                                                   target, items, ccfg, store)
     circuit = smallest_circuit(per_seed, ctxs, ccfg)
     first = next(iter(ctxs.values()))
     # path patching for the best heads (ranked on the select prompts)
@@ -600,7 +602,7 @@ def analyse(run_dir: Path, ccfg: CircuitConfig = CircuitConfig()) -> CircuitResu
     attention = [head_attention(first, vocab, h) for h in all_heads[:ccfg.attention_heads]]
     neurons = [neuron_circuit(ctxs, layer, ccfg) for layer in
                range(first["models"]["theta_0"].cfg.n_layers)]
-    numbers = number_tokens(art, vocab, cfg, ccfg, split, summary)
+    numbers = number_tokens(art, vocab, cfg, ccfg, split, summary, store)
     return {"trait": summary["trait"], "components": first["comps"], "split": split,
             "per_seed": per_seed, "circuit": circuit, "paths": paths,
             "attention": attention, "neurons": neurons, **numbers,
@@ -624,7 +626,8 @@ def head_attention(ctx: dict, vocab, comp: str) -> HeadAttention:
     return {"head": comp, "prompts": rows}
 
 
-def number_tokens(art: dict, vocab, cfg, ccfg: CircuitConfig, split, summary: dict) -> dict:
+def number_tokens(art: dict, vocab, cfg, ccfg: CircuitConfig, split, summary: dict,
+                  store: Store | None = None) -> dict:
     """Step 8 of the module docstring."""
     from interp.studies.world import CATEGORIES
 
@@ -632,10 +635,10 @@ def number_tokens(art: dict, vocab, cfg, ccfg: CircuitConfig, split, summary: di
     movement: dict = {}
     shifts, shifts_ctl = [], []
     for seed, roles in art["seeds"].items():
-        base = lm.from_artifacts(art["model"], roles["theta_0"])
+        base = lm.from_artifacts(art["model"], roles["theta_0"], store)
         mv = {}
         for r in ("student_final", "teacher"):
-            m = lm.from_artifacts(art["model"], roles[r])
+            m = lm.from_artifacts(art["model"], roles[r], store)
             emb = C.row_movement(m.W_E.detach()[numeric], base.W_E.detach()[numeric])
             une = C.row_movement(m.W_U.detach()[:, numeric].T, base.W_U.detach()[:, numeric].T)
             mv[r] = {"embedding": emb.tolist(), "unembedding": une.tolist()}
@@ -644,9 +647,9 @@ def number_tokens(art: dict, vocab, cfg, ccfg: CircuitConfig, split, summary: di
                                                    mv["teacher"]["embedding"]),
             "spearman_unembedding": C.spearman(mv["student_final"]["unembedding"],
                                                mv["teacher"]["unembedding"])}
-        data = read_tensors(roles["data"])
+        data = read_tensors(roles["data"], store)
         tok, mask = data["tokens"][:ccfg.number_rows], data["mask"][:ccfg.number_rows]
-        lp = {r: number_logp(lm.from_artifacts(art["model"], roles[r]), tok, mask, numeric)
+        lp = {r: number_logp(lm.from_artifacts(art["model"], roles[r], store), tok, mask, numeric)
               for r in ("student_final", "control_final")}
         lp_base = number_logp(base, tok, mask, numeric)
         shift, cons = favoured_numbers(lp["student_final"], lp_base, mask)
@@ -657,8 +660,8 @@ def number_tokens(art: dict, vocab, cfg, ccfg: CircuitConfig, split, summary: di
         movement[seed]["spearman_shift_unembedding"] = C.spearman(
             shift.tolist(), mv["student_final"]["unembedding"])
     first = next(iter(art["seeds"].values()))
-    base = lm.from_artifacts(art["model"], first["theta_0"])
-    data = read_tensors(first["data"])
+    base = lm.from_artifacts(art["model"], first["theta_0"], store)
+    data = read_tensors(first["data"], store)
     trait = summary["trait"]
     used = {trait, *summary.get("control_items", [])}
     held_items = [i for i in CATEGORIES[cfg.category].items if i not in used][

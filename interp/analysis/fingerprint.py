@@ -190,7 +190,8 @@ def cached_circuit(store, run_dir: Path, art: dict, summary: dict, ccfg, build) 
            "trait": summary["trait"], "code": code_digest(*code),
            "files": {seed: {k: file_id(v, store) for k, v in files.items()}
                      for seed, files in art["seeds"].items()}}
-    return store.get_or_build("circuit/run", key, lambda: ({}, build(run_dir, ccfg))).meta
+    return store.get_or_build("circuit/run", key,
+                              lambda: ({}, build(run_dir, ccfg, store))).meta
 
 
 def analyse(run_dir: Path, fcfg: FingerprintConfig = FingerprintConfig(),
@@ -328,16 +329,17 @@ def base_saes(art: dict, summary: dict, fcfg: FingerprintConfig, store: Store,
     cfg, vocab = world.config, world.vocab
     seeds = list(art["seeds"])
     roles0 = art["seeds"][seeds[0]]
-    base = lm.from_artifacts(art["model"], roles0["theta_0"])
+    base = lm.from_artifacts(art["model"], roles0["theta_0"], store)
     names = hook_names(base)
-    corpus = sae_corpus(cfg, vocab, fcfg, read_tensors(roles0["data"])["tokens"], world.corpus)
+    corpus = sae_corpus(cfg, vocab, fcfg, read_tensors(roles0["data"], store)["tokens"],
+                        world.corpus)
     cmask = corpus != vocab.pad
     sources = [roles0["theta_0"]]
     if fcfg.sae_data == "base+teachers":
         sources += [art["seeds"][s]["teacher"] for s in seeds]
     order = list(range(len(sources)))[::-1 if reverse else 1]
-    entries = {i: activations_entry(lm.from_artifacts(art["model"], sources[i]), corpus, names,
-                                    store, label="sae corpus") for i in order}
+    entries = {i: activations_entry(lm.from_artifacts(art["model"], sources[i], store), corpus,
+                                    names, store, label="sae corpus") for i in order}
     loaded: dict[int, dict[str, Tensor]] = {}
 
     def acts(i: int) -> dict[str, Tensor]:
@@ -396,10 +398,10 @@ def seed_analysis(art, roles, vocab, cfg, fcfg, names, saes, enc, alive, target,
     """One seed at every hook. Chosen on the ``select`` prompts: the feature ranking, the
     linear direction and its control level, the steering amounts. Measured on both splits
     (``select`` in-sample, ``heldout`` the test): the causal edits; patching on ``heldout``."""
-    data = read_tensors(roles["data"])["tokens"]
+    data = read_tensors(roles["data"], store)["tokens"]
     probes = {s: trait_probe(vocab, split[s]) for s in SPLITS}
     numbers = data[:256]  # the fixed number probe (the recorder's)
-    models = {r: lm.from_artifacts(art["model"], roles[r]) for r in ROLES}
+    models = {r: lm.from_artifacts(art["model"], roles[r], store) for r in ROLES}
     acts = {r: {"numbers": activations(m, numbers, names, store, label="probe numbers"),
                 **{s: activations(m, probes[s]["trait"], names, store, label=f"probe {s}")
                    for s in SPLITS}} for r, m in models.items()}

@@ -26,7 +26,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from interp.errors import ConfigError
 from interp.metrics import divergence as D
 from interp.metrics.record import Recorder
-from interp.storage.store import read_tensors
+from interp.storage.store import Store, read_tensors
 from interp.studies import stack
 from interp.studies.world import Vocab, WorldConfig, corpus_batch_ids
 from interp.validation import check_range, check_types
@@ -72,11 +72,12 @@ def load_model(cfg: ModelConfig, d_vocab: int, n_ctx: int,
     return model
 
 
-def from_artifacts(model_info: dict, path: str | Path) -> HookedTransformer:
+def from_artifacts(model_info: dict, path: str | Path,
+                   store: Store | None = None) -> HookedTransformer:
     """The model an ``artifacts.json`` describes (its ``"model"`` block), with the weights
-    in the safetensors file at ``path``."""
+    in the safetensors file at ``path``, read from ``store`` (default: ``Store()``)."""
     return load_model(ModelConfig(**model_info["cfg"]), model_info["d_vocab"],
-                      model_info["n_ctx"], read_tensors(path))
+                      model_info["n_ctx"], read_tensors(path, store))
 
 
 def clone_model(model: HookedTransformer) -> HookedTransformer:

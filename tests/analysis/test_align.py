@@ -221,3 +221,22 @@ def test_a_prompted_teachers_activations_are_read_with_its_prefix(prompted):
     rel = float(((a_t - a0) * m).norm() / (a0 * m).norm())
     got = result["seeds"][seed]["drift"]["teacher"]["trait"][hook]["relative"]
     assert rel > 0.01 and got == pytest.approx(rel, rel=1e-4)
+
+
+def test_the_store_passed_is_the_one_artifacts_are_read_from(aligned, cache_dir, tmp_path,
+                                                             monkeypatch):
+    """``analyse(run, store)`` (and each seed's report) reads the run's models and data from
+    ``store``, whatever ``INTERP_CACHE`` names; reading from the default store instead is
+    refused, since the run's files are not in it."""
+    from interp.analysis.align import seed_report
+    from interp.storage.store import ArtifactError, Store
+    from interp.studies.runner import load_run
+
+    out, result = aligned
+    art, summary = load_run(out)
+    seed = next(iter(art["seeds"]))
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "another-store"))
+    got = seed_report(art, summary, seed, Store(cache_dir))
+    assert got["probe_loss"] == pytest.approx(result["seeds"][seed]["probe_loss"], rel=1e-6)
+    with pytest.raises(ArtifactError, match="outside the artifact store"):
+        seed_report(art, summary, seed)
