@@ -1,10 +1,11 @@
-"""The default study's science before and after a change, side by side (issue 17's check that
-the speed-ups kept the results).
+"""A study's science before and after a change, side by side (issue 17's check that the
+speed-ups kept the results).
 
     python analyses/before_after.py BEFORE_RUN AFTER_RUN [--out runs/speedup_before_after.md]
 
-Each argument is a run directory holding summary.json, align.json and fingerprint.json (the
-default owl-numbers study after `python -m interp.align` and `python -m interp.fingerprint`).
+Each argument is a run directory of the same study: the default owl-numbers study with
+summary.json, align.json and fingerprint.json (after `python -m interp.align` and
+`python -m interp.fingerprint`), or a digits-aux run (summary.json: the accuracies).
 For every number: mean over seeds with its 95% t-interval (over seeds, as the reports'), and
 whether the two intervals overlap.
 """
@@ -21,6 +22,15 @@ from interp.metrics.stats import mean_ci
 
 def rows(run: Path) -> dict[str, list[float]]:
     s = json.loads((run / "summary.json").read_text())
+    return ROWS[s["study"]][1](run, s)
+
+
+def digits_rows(run: Path, s: dict) -> dict[str, list[float]]:
+    return {f"test accuracy: {k.removesuffix('_acc')}": v for k, v in s.items()
+            if k.endswith("_acc")}
+
+
+def owl_rows(run: Path, s: dict) -> dict[str, list[float]]:
     a = json.loads((run / "align.json").read_text())
     f = json.loads((run / "fingerprint.json").read_text())
     trait, out = s["trait"], {}
@@ -46,6 +56,11 @@ def rows(run: Path) -> dict[str, list[float]]:
     return out
 
 
+# study -> (the files a run directory needs, its rows)
+ROWS = {"owl-numbers": (("summary.json", "align.json", "fingerprint.json"), owl_rows),
+        "digits-aux": (("summary.json",), digits_rows)}
+
+
 def table(before: Path, after: Path) -> str:
     a, b = rows(before), rows(after)
     lines = ["| number | before | after | CIs overlap |", "|---|---|---|---|"]
@@ -68,13 +83,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("after", type=Path)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
+    studies = []
     for run in (args.before, args.after):
-        missing = [n for n in ("summary.json", "align.json", "fingerprint.json")
-                   if not (run / n).is_file()]
+        if not (run / "summary.json").is_file():
+            p.error(f"{run} has no summary.json: name a study's run directory")
+        study = json.loads((run / "summary.json").read_text()).get("study")
+        if study not in ROWS:
+            p.error(f"{run} is a {study!r} run; valid studies: {', '.join(ROWS)}")
+        missing = [n for n in ROWS[study][0] if not (run / n).is_file()]
         if missing:
             p.error(f"{run} lacks {', '.join(missing)}; run python -m interp.align and "
                     "python -m interp.fingerprint on it first")
-    text = (f"# Default study before and after\n\nbefore: `{args.before}`  \nafter: "
+        studies.append(study)
+    if studies[0] != studies[1]:
+        p.error(f"the runs are of different studies ({studies[0]}, {studies[1]}): compare "
+                "runs of one study")
+    text = (f"# {studies[0]} before and after\n\nbefore: `{args.before}`  \nafter: "
             f"`{args.after}`  \ncommand: `python analyses/before_after.py {args.before} "
             f"{args.after}`\n\nMean over seeds [95% CI over seeds].\n\n"
             + table(args.before, args.after) + "\n")

@@ -39,13 +39,13 @@ def step_ms(models: int, steps: int = 30, hidden: int = 256, batch: int = 128) -
     inner loop: forward, KL on the aux logits, backward, Adam)."""
     import torch
 
-    from interp.studies.digits import distill_loss, forward, init_params
+    from interp.studies.digits import adam, distill_loss, forward, init_params
 
     p = {k: v.requires_grad_(True) for k, v in
          init_params(list(range(models)), 64, hidden, 13, "kaiming").items()}
     t = {k: v.detach() for k, v in init_params(list(range(models)), 64, hidden, 13,
                                                "kaiming").items()}
-    opt = torch.optim.Adam(p.values(), lr=1e-3)
+    opt = adam(p, 1e-3)
     x = torch.rand(models, batch, 64) * 2 - 1
     for i in range(steps + 3):  # 3 warm-up steps
         if i == 3:
