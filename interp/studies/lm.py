@@ -234,8 +234,7 @@ def sample(model: HookedTransformer, prompts: list[list[int]], max_new: int, eos
     for idx in tqdm(chunks, desc=desc, leave=False):
         toks = torch.tensor([prompts[i] for i in idx])
         cache = stack.KVCache()  # equal-length groups need no padding
-        with torch.no_grad():
-            logits = stack.decode(P, toks, cache, **fast)
+        logits = stack.decode(P, toks, cache, **fast)
         done = torch.zeros(len(idx), dtype=torch.bool)
         gen = []
         for _ in range(max_new):
@@ -246,8 +245,7 @@ def sample(model: HookedTransformer, prompts: list[list[int]], max_new: int, eos
             done |= nxt == eos
             if done.all():
                 break
-            with torch.no_grad():
-                logits = stack.decode(P, nxt[:, None], cache, **fast)
+            logits = stack.decode(P, nxt[:, None], cache, **fast)
         gen_t = torch.stack(gen, 1)
         for row, i in enumerate(idx):
             seq = gen_t[row].tolist()

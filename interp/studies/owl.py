@@ -515,7 +515,8 @@ def trait_rates(model: HookedTransformer, vocab: Vocab, cfg: OwlConfig, n_sample
 
 STACK = (stack.residual, stack.logits_at, stack.per_model_mean, stack.next_token_rows,
          stack.stack, stack.unstack, stack._ln, stack.pack, stack.residual_at,
-         stack.LinearCrossEntropy, stack.linear_cross_entropy)  # the stacked training forward
+         stack._chunked_linear, stack._ChunkedLinear, stack.LinearCrossEntropy,
+         stack.linear_cross_entropy)  # the stacked training forward
 
 # the base's code that the transfer study's base digest lists too
 BASE_SHARED = (lm._predicting, lm.hard_label_losses, lm._stacked, lm._write_back, *STACK,

@@ -232,7 +232,40 @@ def residual_at(P: Params, tokens: Int[Tensor, "m b p"], at: Bool[Tensor, "m b p
     return [flat[i].index_select(0, where[i].nonzero()[:, 0]) for i in range(m)]
 
 
-class LinearCrossEntropy(torch.autograd.Function):
+def _chunked_linear(ctx, x: Float[Tensor, "n d"], w: Float[Tensor, "d v"], b: Float[Tensor, " v"],
+                    chunk: int, loss_grad) -> Float[Tensor, ""]:
+    """The forward shared by ``LinearCrossEntropy`` and ``LinearKL``: the logits ``x @ W + b``
+    in chunks of rows; ``loss_grad(start, logits)`` returns a chunk's summed loss and that
+    loss's gradient with respect to its logits (it may overwrite them). The gradients of
+    ``x``, ``W`` and ``b`` are accumulated chunk by chunk and saved on ``ctx`` for
+    ``_ChunkedLinear.backward``; returns the mean loss over rows."""
+    n = max(len(x), 1)
+    loss = x.new_zeros(())
+    gx, gw, gb = torch.empty_like(x), torch.zeros_like(w), torch.zeros_like(b)
+    for s in range(0, len(x), chunk):
+        xs = x[s:s + chunk]  # [c d]
+        part, grad = loss_grad(s, torch.addmm(b, xs, w))  # grad: [c v]
+        loss = loss + part
+        torch.mm(grad, w.T, out=gx[s:s + chunk])
+        gw.addmm_(xs.T, grad)
+        gb += grad.sum(0)
+    ctx.save_for_backward(gx, gw, gb)
+    ctx.n = n
+    return loss / n
+
+
+class _ChunkedLinear(torch.autograd.Function):
+    """A loss of ``x @ W + b`` whose forward (``_chunked_linear``) saved its gradients: the
+    backward only scales them (no gradient for the inputs after ``b``)."""
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        gx, gw, gb = ctx.saved_tensors
+        scale = g / ctx.n
+        return (gx * scale, gw * scale, gb * scale) + (None,) * (len(ctx.needs_input_grad) - 3)
+
+
+class LinearCrossEntropy(_ChunkedLinear):
     """Mean cross-entropy of the logits ``x @ W + b`` against ``target``, computed in chunks
     of rows with its gradient, so the [rows, vocabulary] logits are never held whole and
     no log-softmax backward pass runs (a tiny model's unembedding and softmax are a large
@@ -242,28 +275,15 @@ class LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, w: Tensor, b: Tensor, target: Tensor,  # type: ignore[override]
                 chunk: int = 512) -> Tensor:
-        n = max(len(x), 1)
-        loss = x.new_zeros(())
-        gx, gw, gb = torch.empty_like(x), torch.zeros_like(w), torch.zeros_like(b)
-        for s in range(0, len(x), chunk):
-            xs, ts = x[s:s + chunk], target[s:s + chunk]
-            logits = torch.addmm(b, xs, w)  # [c v]
+        def loss_grad(s: int, logits: Tensor) -> tuple[Tensor, Tensor]:
+            ts = target[s:s + chunk]
             lse = logits.logsumexp(-1)
-            loss = loss + (lse - logits.gather(1, ts[:, None])[:, 0]).sum()
+            part = (lse - logits.gather(1, ts[:, None])[:, 0]).sum()
             grad = logits.sub_(lse[:, None]).exp_()  # softmax, in place
-            grad[torch.arange(len(xs)), ts] -= 1
-            torch.mm(grad, w.T, out=gx[s:s + chunk])
-            gw.addmm_(xs.T, grad)
-            gb += grad.sum(0)
-        ctx.save_for_backward(gx, gw, gb)
-        ctx.n = n
-        return loss / n
+            grad[torch.arange(len(ts)), ts] -= 1
+            return part, grad
 
-    @staticmethod
-    def backward(ctx, g: Tensor):  # type: ignore[override]
-        gx, gw, gb = ctx.saved_tensors
-        scale = g / ctx.n
-        return gx * scale, gw * scale, gb * scale, None, None
+        return _chunked_linear(ctx, x, w, b, chunk, loss_grad)
 
 
 def linear_cross_entropy(x: Float[Tensor, "n d"], w: Float[Tensor, "d v"],
@@ -272,7 +292,7 @@ def linear_cross_entropy(x: Float[Tensor, "n d"], w: Float[Tensor, "d v"],
     return LinearCrossEntropy.apply(x, w, b, target)
 
 
-class LinearKL(torch.autograd.Function):
+class LinearKL(_ChunkedLinear):
     """Mean over rows of KL(teacher || softmax(x @ W + b)), the teacher given as
     log-probabilities (``target[rows]``), computed in chunks of rows with its gradient, as
     ``LinearCrossEntropy`` does: the students' distillation loss without holding the
@@ -286,29 +306,16 @@ class LinearKL(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, w: Tensor, b: Tensor, target: Tensor,  # type: ignore[override]
                 rows: Tensor, chunk: int = 512) -> Tensor:
-        n = max(len(x), 1)
-        loss = x.new_zeros(())
-        gx, gw, gb = torch.empty_like(x), torch.zeros_like(w), torch.zeros_like(b)
-        for s in range(0, len(x), chunk):
-            xs, ts = x[s:s + chunk], target[rows[s:s + chunk]]  # [c d], [c k]
+        def loss_grad(s: int, logits: Tensor) -> tuple[Tensor, Tensor]:
+            ts = target[rows[s:s + chunk]]  # [c k]
             p = ts.exp()
             # F.log_softmax, as the teacher tables are computed: a student at its teacher's
             # weights reads exactly its rows and its loss is exactly 0 (no signal)
-            logq = F.log_softmax(torch.addmm(b, xs, w), -1)
-            loss = loss + (p * (ts - logq)).sum()
-            grad = logq.exp_().mul_(p.sum(-1, keepdim=True)).sub_(p)  # in place: [c k]
-            torch.mm(grad, w.T, out=gx[s:s + chunk])
-            gw.addmm_(xs.T, grad)
-            gb += grad.sum(0)
-        ctx.save_for_backward(gx, gw, gb)
-        ctx.n = n
-        return loss / n
+            logq = F.log_softmax(logits, -1)
+            part = (p * (ts - logq)).sum()
+            return part, logq.exp_().mul_(p.sum(-1, keepdim=True)).sub_(p)  # in place: [c k]
 
-    @staticmethod
-    def backward(ctx, g: Tensor):  # type: ignore[override]
-        gx, gw, gb = ctx.saved_tensors
-        scale = g / ctx.n
-        return gx * scale, gw * scale, gb * scale, None, None, None
+        return _chunked_linear(ctx, x, w, b, chunk, loss_grad)
 
 
 def linear_kl(x: Float[Tensor, "n d"], w: Float[Tensor, "d k"], b: Float[Tensor, " k"],
