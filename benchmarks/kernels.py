@@ -156,6 +156,7 @@ def compiled(reps: int, steps: int = 40, warm: int = 3) -> Measured:
         with mock.patch.object(stack, "residual", fn):  # residual_at calls it by this name
             return train(n)
 
+    before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     with tempfile.TemporaryDirectory() as cache:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # a cold compile, as on a fresh machine
         try:
@@ -165,8 +166,11 @@ def compiled(reps: int, steps: int = 40, warm: int = 3) -> Measured:
             eager = train(warm)
             base, cand = paired(reps, "compile", lambda: seconds(lambda: train(steps)),
                                 lambda: seconds(lambda: train_compiled(steps)))
-        finally:
-            del os.environ["TORCHINDUCTOR_CACHE_DIR"]
+        finally:  # the caller's setting back
+            if before is None:
+                del os.environ["TORCHINDUCTOR_CACHE_DIR"]
+            else:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = before
     drift = max(abs(a - b) for a, b in zip(first, eager))
     eager_warm = float(np.median(base)) * warm / steps
     return Measured(base, cand, "s", speedup=True,
