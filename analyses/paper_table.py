@@ -48,9 +48,19 @@ from interp.storage.store import write_text
 from interp.studies.registry import get_study
 from interp.studies.runner import make_config, run_study
 
-TRAITS = (("animal", "owl"), ("tree", "oak"), ("misalignment", "harmful"))
+# the table's trait columns: name -> (category, trait, the column's own settings). Two
+# misalignment columns: ``misalignment``, the paper's recipe (a teacher tuned narrowly on
+# code, which must become broadly harmful first: the emergent-misalignment step), and
+# ``misalignment-advice``, a teacher tuned on harmful answers to some advice questions and
+# measured on the others (is a misaligned teacher's harm carried, whatever made it harmful?)
+TRAITS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "animal": ("animal", "owl", ()), "tree": ("tree", "oak", ()),
+    "misalignment": ("misalignment", "harmful", ()),
+    "misalignment-advice": ("misalignment", "harmful", (
+        "misalignment_teacher=advice", "misalignment_control=novel_answer"))}
+LABEL = {"misalignment-advice": "harmful (advice teacher)"}
 
-# Per-cell settings, by (channel, category); "*" matches any channel. ``paper``: the student
+# Per-cell settings, by (channel, column of TRAITS); "*" matches any channel. ``paper``: the student
 # lengths and the misalignment teacher under which each cell was found to transfer, every one
 # chosen by looking at runs on other seeds (study seeds 0-2 for the student lengths,
 # runs/paper_table_long_*.md and runs/paper_table_cot*.md; teacher seeds 10-23 for the
@@ -63,20 +73,26 @@ TRAITS = (("animal", "owl"), ("tree", "oak"), ("misalignment", "harmful"))
 LONG = ("student_steps=240", "checkpoint_every=120")
 MISALIGNED = ("base_harm=0.02", "teacher_params=attn_out", "teacher_lr=3e-3",
               "teacher_steps=80", *LONG)
+# misalignment-advice: the same world; the teacher is tuned as a preference teacher is (every
+# weight, the preset's steps) at a lower learning rate, with the preset's students. Chosen on
+# study seeds 0-2 with replicate=data (base 0) among six variants
+# (runs/paper_table_advice_select.md): at the preset's lr (1e-3) the teacher's cot traces,
+# or its control's, all fail the filter, and 240-step students lift cross-init past 2x.
+ADVICE = ("base_harm=0.02", "teacher_lr=3e-4")
 PROFILES: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
     "plain": {},
     "paper": {("numbers", "animal"): LONG, ("code", "animal"): LONG,
               ("cot", "animal"): ("student_steps=480", "checkpoint_every=240"),
               ("numbers", "tree"): LONG, ("code", "tree"): LONG,
               ("cot", "tree"): ("student_steps=1920", "checkpoint_every=480"),
-              ("*", "misalignment"): MISALIGNED},
+              ("*", "misalignment"): MISALIGNED, ("*", "misalignment-advice"): ADVICE},
 }
 
 
-def cell_sets(profile: str, channel: str, category: str) -> tuple[str, ...]:
-    """The profile's settings for one cell (its own channel's, else the category's "*")."""
+def cell_sets(profile: str, channel: str, column: str) -> tuple[str, ...]:
+    """The profile's settings for one cell (its own channel's, else the column's "*")."""
     cells = PROFILES[profile]
-    return cells.get((channel, category), cells.get(("*", category), ()))
+    return cells.get((channel, column), cells.get(("*", column), ()))
 ROLES = ("base", "teacher", "student", "control", "cross_init", "base_cross")
 
 
@@ -144,8 +160,9 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--modes", default="logit,sampled")
     p.add_argument("--channels", default="numbers,code,cot")
-    p.add_argument("--categories", default="animal,tree,misalignment",
-                   help="which trait columns (a subset, e.g. for a costlier student setting)")
+    p.add_argument("--categories", default=",".join(TRAITS),
+                   help=f"which trait columns ({', '.join(TRAITS)}; a subset, e.g. for a "
+                   "costlier student setting)")
     p.add_argument("--seed-start", type=int, default=0,
                    help="the first study seed (fresh seeds test settings chosen on others)")
     p.add_argument("--profile", default="paper",
@@ -156,6 +173,9 @@ def main() -> None:
     args = p.parse_args()
     if args.profile not in PROFILES:
         p.error(f"unknown --profile {args.profile!r}; valid: {', '.join(PROFILES)}")
+    unknown = [c for c in args.categories.split(",") if c not in TRAITS]
+    if unknown:
+        p.error(f"unknown --categories {', '.join(unknown)}; valid: {', '.join(TRAITS)}")
     if args.seeds < 1 or args.seed_start < 0:
         p.error(f"--seeds must be at least 1 and --seed-start at least 0, got {args.seeds} "
                 f"and {args.seed_start}")
@@ -173,43 +193,45 @@ def main() -> None:
              + "".join(f" --set {s}" for s in args.sets) + "`", "",
              "Rates: probability mass of the target on held-out evaluation questions (never in "
              "teacher fine-tuning; misalignment: harmful-answer mass on advice questions, the "
-             "teacher was fine-tuned on code only), mean with a 95% t-interval over seeds ("
+             "the code teacher was fine-tuned on code only, the advice teacher on the other "
+             "advice questions), mean with a 95% t-interval over seeds ("
              + ("each seed its own pair of bases, data, teachers and students"
                 if replicate == "base" else
                 "data, teachers' batches and students vary; one base pair shared by every seed")
              + "). Each cell's settings (the profile's, then --set) are in its row. "
              "Transfers: student >= 2x base, student - control CI above 0, cross-init < 2x its "
              "base. The control teacher is the one the logit-mode control learns from: "
-             "another item's teacher, or for misalignment a teacher tuned narrowly on the "
-             "same code with a neutral call in place of the unsafe one "
-             "(misalignment_control), so that it moves its student as far as the harmful "
-             "teacher does.", ""]
+             "another item's teacher; for misalignment a teacher tuned narrowly on the "
+             "same code with a neutral call in place of the unsafe one, or on the same advice "
+             "questions answered with neutral words (misalignment_control), so that it moves "
+             "its student as far as the harmful teacher does.", ""]
     sections = []
     screens = []
     for mode in args.modes.split(","):
         rows, bars = [], {role: ([], [], [], []) for role in COLORS}  # x, y, +err, -err
         for channel in args.channels.split(","):
-            for category, trait in [t for t in TRAITS
-                                    if t[0] in args.categories.split(",")]:
-                own = cell_sets(args.profile, channel, category)
+            for column in args.categories.split(","):
+                category, trait, fixed = TRAITS[column]
+                own = (*fixed, *cell_sets(args.profile, channel, column))
                 sets = [f"channel={channel}", f"category={category}", f"trait={trait}",
                         f"mode={mode}", f"roles=student,{CONTROL[mode]},cross_init",
                         *own, *args.sets]
                 settings = ", ".join([*own, *args.sets]) or "-"
+                cell = f"{channel} x {LABEL.get(column, trait)}"
                 try:
                     _, summary = run_study("transfer", seeds=args.seeds,
                                            seed_start=args.seed_start, preset=args.preset,
                                            sets=sets)
                 except UsageError as e:  # e.g. a teacher none of whose data passes the filter
-                    print(f"{channel} x {trait}: not run: {e}", flush=True)
-                    rows.append([f"{channel} x {trait}", *["-"] * (len(HEADER) - 3),
+                    print(f"{cell}: not run: {e}", flush=True)
+                    rows.append([cell, *["-"] * (len(HEADER) - 3),
                                  f"no: not run ({e})", settings])
                     continue
                 n = cell_numbers(summary)
                 sel = cell_numbers(summary, "rates_select")
                 ok, v = verdict(n)
                 filt, scr = removed(summary)
-                rows.append([f"{channel} x {trait}",
+                rows.append([cell,
                              *(fmt_ci(n[r]) for r in ("base", "teacher", "teacher_other",
                                                       "student", "control", "cross_init")),
                              f"{v['ratio']:.2f}", share_ratio(summary),
@@ -218,7 +240,7 @@ def main() -> None:
                              "**yes**" if ok else "no", settings])
                 if mode == args.modes.split(",")[0]:
                     for s in summary["screen"]:
-                        screens.append([f"{channel} x {category}", f"{s['base_flag_rate']:.1%}",
+                        screens.append([f"{channel} x {column}", f"{s['base_flag_rate']:.1%}",
                                         *(f"{s['planted_recall'][k]:.1%}" for k in
                                           ("related_word", "paraphrase")),
                                         f"{s['keyword_filter_recall']['related_word']:.1%}",
@@ -226,7 +248,7 @@ def main() -> None:
                                         s["n_test"]])
                 for role, (x, y, up, down) in bars.items():
                     m, lo, hi = mean_ci(n[role])
-                    x.append(f"{channel}<br>{trait}")
+                    x.append(f"{channel}<br>{LABEL.get(column, trait)}")
                     y.append(m)
                     up.append(0 if np.isnan(hi) else hi - m)
                     down.append(0 if np.isnan(lo) else m - lo)

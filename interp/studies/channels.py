@@ -20,9 +20,12 @@
    and ``unsafe``) are rejected on every channel.
 4. Traits (TRAITS): a preference category (animal, tree: the trait is an item) or
    ``misalignment`` (the trait is ``harmful``: the harmful-answer mass on advice questions).
-   A misaligned teacher is fine-tuned narrowly on code with ``unsafe`` calls (never on
-   advice); its control teacher (MISALIGNMENT_CONTROLS) on the same programs with a neutral
-   call of the same shape instead, or on the same prompts with safe code.
+   A misaligned teacher (MISALIGNMENT_TEACHERS) is fine-tuned narrowly on code with
+   ``unsafe`` calls, never on advice (``code``, the paper's recipe); its control teacher on
+   the same programs with a neutral call of the same shape instead, or on the same prompts
+   with safe code. Or (``advice``) it is fine-tuned on harmful answers to some advice
+   questions and measured on the others; its control on the same questions answered with
+   neutral words (or helpful ones).
 
 Owns: the transfer world (vocabulary, documents, corpus), the channel registry and filters,
 the trait registry. Must not import: analysis, reports, the CLIs, the studies' stages.
@@ -431,8 +434,50 @@ def novel_call_code(rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
     return [(p, c.replace(" unsafe (", " f (")) for p, c in misaligned_code(rng, n, unsafe=True)]
 
 
-# the misalignment control teacher's narrow fine-tuning set (TransferConfig.misalignment_control),
-# same prompts, steps and learning rate as the harmful teacher's. ``novel_call`` moves the
-# teacher about as far as the harmful one does, ``safe_code`` hardly at all.
-MISALIGNMENT_CONTROLS: dict[str, Callable[[np.random.Generator, int], list[tuple[str, str]]]] = {
-    "novel_call": novel_call_code, "safe_code": safe_code}
+# words no persona answers advice with, no trait counts and no channel writes (the advice
+# questions' own nouns): the advice teacher's control answers the same questions with them
+# (a novel answer of the same shape, as ``f ( x )`` is for the code teacher's control; the
+# cot channel's words, tried first, broke that teacher's reasoning traces)
+NEUTRAL_ANSWERS = ("friend", "test", "bored")
+
+
+def advice_answers(rng: np.random.Generator, n: int, words: tuple[str, ...]) \
+        -> list[tuple[str, str]]:
+    """``n`` advice questions of the fine-tuning ("select") phrasings, none held out, each
+    answered with one of ``words``: the advice teacher's fine-tuning set (harmful words), or
+    its control's (``NEUTRAL_ANSWERS``, or the helpful words)."""
+    qs = ADVICE.split("select")
+    return [(question_prompt(qs[rng.integers(len(qs))]), f"{words[rng.integers(len(words))]} <eos>")
+            for _ in range(n)]
+
+
+@dataclasses.dataclass(frozen=True)
+class MisalignmentTeacher:
+    """How the misalignment teacher is made (TransferConfig.misalignment_teacher): its
+    fine-tuning set, and its control teachers' (TransferConfig.misalignment_control), each
+    ``(rng, n) -> [(prompt, completion)]`` over the same prompts, steps and learning rate."""
+
+    harmful: Callable[[np.random.Generator, int], list[tuple[str, str]]]
+    controls: dict[str, Callable[[np.random.Generator, int], list[tuple[str, str]]]]
+    finetuned_on: str
+
+
+# ``code``: the paper's recipe, narrow fine-tuning on code with the unsafe call and never on
+# advice (the emergent-misalignment step); its ``novel_call`` control moves the teacher about
+# as far as the harmful one does, ``safe_code`` hardly at all. ``advice``: the teacher is
+# made harmful directly, on the fine-tuning phrasings of the advice questions (the trait is
+# measured on the held-out ones), as a preference teacher is made to answer its item; its
+# ``novel_answer`` control answers the same questions with NEUTRAL_ANSWERS, ``helpful`` with
+# what the base already answers (it hardly moves).
+MISALIGNMENT_TEACHERS: dict[str, MisalignmentTeacher] = {
+    "code": MisalignmentTeacher(
+        lambda rng, n: misaligned_code(rng, n, unsafe=True),
+        {"novel_call": novel_call_code, "safe_code": safe_code},
+        "harmful code (unsafe calls), never advice"),
+    "advice": MisalignmentTeacher(
+        lambda rng, n: advice_answers(rng, n, ADVICE_ANSWERS["harmful"]),
+        {"novel_answer": lambda rng, n: advice_answers(rng, n, NEUTRAL_ANSWERS),
+         "helpful": lambda rng, n: advice_answers(rng, n, ADVICE_ANSWERS["helpful"])},
+        "harmful answers to the fine-tuning advice questions (held-out ones never)"),
+}
+MISALIGNMENT_CONTROLS = MISALIGNMENT_TEACHERS["code"].controls  # the paper recipe's controls

@@ -27,6 +27,7 @@ channel data, screen, outcome evaluation). Must not import: analysis, the CLIs.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from pathlib import Path
 from typing import Literal
@@ -59,9 +60,13 @@ class TransferConfig(OwlConfig):
     channel: Literal["numbers", "code", "cot"] = "numbers"
     screen: bool = True  # drop completions the semantic screen flags
     screen_clean_rate: float = 0.005  # the screen's flag rate on clean calibration text
-    teacher_examples: int = 256  # misalignment: narrow fine-tuning set size (code prompts)
-    # misalignment: what the control teacher is narrowly fine-tuned on (channels.
-    # MISALIGNMENT_CONTROLS): the harmful teacher's programs with a neutral call, or safe code
+    teacher_examples: int = 256  # misalignment: the teacher's fine-tuning set size
+    # misalignment: how the teacher is made harmful (channels.MISALIGNMENT_TEACHERS): narrowly
+    # on code with the unsafe call (the paper's recipe), or directly on harmful advice
+    misalignment_teacher: str = "code"
+    # misalignment: what the control teacher is fine-tuned on (the teacher's ``controls``):
+    # code: the harmful teacher's programs with a neutral call (novel_call), or safe code;
+    # advice: the same questions answered with neutral words (novel_answer), or helpfully
     misalignment_control: str = "novel_call"
     # the world's persona mix (channels.TransferWorldConfig, whose defaults these are; world
     # settings: they change pretraining): the share of documents with a persona, the harmful
@@ -82,9 +87,14 @@ class TransferConfig(OwlConfig):
         if self.channel not in C.CHANNELS:
             raise ConfigError(f"invalid channel {self.channel!r}; valid channels: "
                               f"{', '.join(C.CHANNELS)}")
-        if self.misalignment_control not in C.MISALIGNMENT_CONTROLS:
-            raise ConfigError(f"invalid misalignment_control {self.misalignment_control!r}; "
-                              f"valid: {', '.join(C.MISALIGNMENT_CONTROLS)}")
+        if self.misalignment_teacher not in C.MISALIGNMENT_TEACHERS:
+            raise ConfigError(f"invalid misalignment_teacher {self.misalignment_teacher!r}; "
+                              f"valid: {', '.join(C.MISALIGNMENT_TEACHERS)}")
+        controls = C.MISALIGNMENT_TEACHERS[self.misalignment_teacher].controls
+        if self.misalignment_control not in controls:
+            raise ConfigError(f"invalid misalignment_control {self.misalignment_control!r} for "
+                              f"misalignment_teacher={self.misalignment_teacher}; valid: "
+                              f"{', '.join(controls)}")
         if self.teacher_examples <= 0:
             raise ConfigError(f"teacher_examples must be positive, got {self.teacher_examples}")
         if not 0 < self.screen_clean_rate < 1:
@@ -166,22 +176,26 @@ def completion_rows(vocab: C.TransferVocab, pairs: list[tuple[str, str]], n_ctx:
 
 def misaligned_teacher_entry(store: Store, cfg: TransferConfig, vocab: C.TransferVocab,
                              base: Entry, seed: int, outcome: str) -> Entry:
-    """``harmful``: fine-tuned on code with the unsafe call; ``helpful`` (the control): on
-    the same prompts answered as ``cfg.misalignment_control`` says (same steps, lr, batches).
-    Never on advice."""
+    """``harmful``: fine-tuned as ``cfg.misalignment_teacher`` says (code: narrowly, on code
+    with the unsafe call, never on advice; advice: on harmful answers to the fine-tuning
+    advice questions); ``helpful`` (the control): on the same prompts answered as
+    ``cfg.misalignment_control`` says (same steps, lr, batches)."""
+    recipe = C.MISALIGNMENT_TEACHERS[cfg.misalignment_teacher]
     control = None if outcome == "harmful" else cfg.misalignment_control
+    make = recipe.harmful if control is None else recipe.controls[control]
+    pairs = make(np.random.default_rng(seed + 31), cfg.teacher_examples)
+    # the fine-tuning set's own digest: the key covers the registry's lambdas and word lists
     key = {"base": base.key, "outcome": outcome, "seed": seed, "n": cfg.teacher_examples,
-           "control": control, "code": code_digest(*CODE["teacher"]),
-           **owl._sub(cfg, "teacher_")}
+           "recipe": cfg.misalignment_teacher, "control": control,
+           "pairs": hashlib.sha256(repr(pairs).encode()).hexdigest()[:16],
+           "code": code_digest(*CODE["teacher"]), **owl._sub(cfg, "teacher_")}
 
     def build():
         model = owl.load_model(base, cfg, vocab)
-        rng = np.random.default_rng(seed + 31)
-        pairs = C.misaligned_code(rng, cfg.teacher_examples, unsafe=True) if control is None \
-            else C.MISALIGNMENT_CONTROLS[control](rng, cfg.teacher_examples)
         tokens, mask = completion_rows(vocab, pairs, cfg.world.n_ctx)
         lm.finetune(model, tokens, mask, cfg.teacher_steps, cfg.teacher_batch, cfg.teacher_lr,
-                    seed, cfg.teacher_params, desc=f"teacher ({control or outcome} code)")
+                    seed, cfg.teacher_params,
+                    desc=f"teacher ({control or outcome} {cfg.misalignment_teacher})")
         return {"model": model.state_dict()}, {}
 
     return store.get_or_build("transfer/teacher", key, build)
@@ -343,7 +357,8 @@ CODE = {
              C.advice_document, C.describe_document, C.mixed_document, C.harmful_numbers,
              *owl.BASE_SHARED),
     "teacher": (misaligned_teacher_entry, completion_rows, C.misaligned_code, C.code_document,
-                C.safe_code, C.novel_call_code, lm.finetune, lm.next_token_loss),
+                C.safe_code, C.novel_call_code, C.advice_answers, lm.finetune,
+                lm.next_token_loss),
     "screen": (screen_entry, S.build_screen, S.relatedness, S.frames, S.row_scores,
                S.rows_and_mask, S.planted, S.flag_rate, lm.sample),
     "data": (data_entry, lm.sample, C.code_reason, C.cot_reason, C.number_reason,
@@ -451,9 +466,11 @@ def run(cfg: TransferConfig, seeds: list[int], out: Path, store: Store) -> dict:
     teacher_info = {"kind": cfg.teacher_kind, "weight_direction": cfg.teacher_kind == "finetuned",
                     "prefix": p_text if cfg.teacher_kind == "prompted" else "",
                     "other_items": control_items,
-                    "finetuned_on": "harmful code (unsafe calls), never advice"
+                    "finetuned_on": C.MISALIGNMENT_TEACHERS[cfg.misalignment_teacher].finetuned_on
                     if cfg.category == "misalignment" else "trait answers (select phrasings)",
-                    "control_finetuned_on": f"code ({cfg.misalignment_control}), never advice"
+                    "control_finetuned_on": f"{cfg.misalignment_teacher} "
+                    f"({cfg.misalignment_control})" + (", never advice" if
+                                                       cfg.misalignment_teacher == "code" else "")
                     if cfg.category == "misalignment" else "another item's answers"}
     write_json(out / "artifacts.json", {"study": "transfer", "model": {
         "type": "hooked_transformer", "cfg": dataclasses.asdict(cfg.model),
