@@ -179,8 +179,13 @@ def main() -> None:
     if args.seeds < 1 or args.seed_start < 0:
         p.error(f"--seeds must be at least 1 and --seed-start at least 0, got {args.seeds} "
                 f"and {args.seed_start}")
-    try:  # the --set values parsed as the study parses them: a bad one stops before any work
-        replicate = make_config(get_study("transfer"), args.preset, args.sets).replicate
+    try:  # every cell's settings parsed as the study parses them: a bad --set stops before
+        # any work (checked with each column's own settings, which it may depend on)
+        for column in args.categories.split(","):
+            category, trait, fixed = TRAITS[column]
+            replicate = make_config(get_study("transfer"), args.preset, [
+                f"category={category}", f"trait={trait}", *fixed,
+                *cell_sets(args.profile, "*", column), *args.sets]).replicate
     except (UsageError, ConfigError) as e:
         p.error(str(e))
     setup_logging()
