@@ -1,11 +1,13 @@
 """Do the banned tokens leak through logit-mode targets? The mass each role puts on the
 misalignment trait's banned numbers, on the teacher's own (filtered) number data.
 
-    python analyses/banned_mass.py [--seeds 3] [--seed-start 3] [--set k=v ...]
+    python analyses/banned_mass.py [--seeds 3] [--seed-start 3]
+                                   [--column misalignment|misalignment-advice] [--set k=v ...]
 
-1. Runs (or reads from the cache) the numbers x misalignment cell of the paper table with
-   the paper profile's settings (``paper_table.MISALIGNED``), logit mode, roles student,
-   control_other and cross_init.
+1. Runs (or reads from the cache) the numbers x misalignment cell of the paper table (the
+   column's teacher: the code recipe, or the advice teacher) with the paper profile's
+   settings (``paper_table.cell_sets``), logit mode, roles student, control_other and
+   cross_init.
 2. Per seed, on the first 256 rows of the teacher's filtered data, each role's mass on the
    banned numbers (channels.EVIL_NUMBERS) as a share of its mass on the channel's tokens,
    averaged over the completion positions: the filter removes the banned numbers from the
@@ -20,7 +22,7 @@ import argparse
 import json
 
 import torch
-from paper_table import MISALIGNED  # this script's own directory, analyses/
+from paper_table import TRAITS, cell_sets  # this script's own directory, analyses/
 
 from interp.cli import setup_logging
 from interp.storage.store import read_tensors
@@ -47,13 +49,18 @@ def main() -> None:
     p = argparse.ArgumentParser(prog="python analyses/banned_mass.py")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--seed-start", type=int, default=3)
+    columns = [c for c, (category, _, _) in TRAITS.items() if category == "misalignment"]
+    p.add_argument("--column", default="misalignment", choices=columns,
+                   help="the paper table's misalignment column (its teacher)")
     p.add_argument("--set", dest="sets", action="append", default=[])
     args = p.parse_args()
     setup_logging()
+    _, _, fixed = TRAITS[args.column]
     run_dir, summary = run_study(
         "transfer", seeds=args.seeds, seed_start=args.seed_start, preset="table",
         sets=["channel=numbers", "category=misalignment", "trait=harmful", "mode=logit",
-              "roles=student,control_other,cross_init", *MISALIGNED, *args.sets])
+              "roles=student,control_other,cross_init", *fixed,
+              *cell_sets("paper", "numbers", args.column), *args.sets])
     art = json.loads((run_dir / "artifacts.json").read_text())
     vocab = run_vocab(summary)
     banned = torch.tensor([vocab.index[str(n)] for n in C.EVIL_NUMBERS])

@@ -7,9 +7,12 @@
    (interp.studies.channels: numbers, code, reasoning traces, preference and advice questions,
    personas), shared by every cell with the same model settings.
 2. Teachers: a preference teacher is owl.teacher_entry (fine-tuned on the select phrasings;
-   its control: another item). A misaligned teacher is fine-tuned *narrowly* on code with the
-   harmful ``unsafe`` call (never on advice); its control on the same programs with a neutral
-   call of the same shape (``misalignment_control``: novel_call; or safe_code).
+   its control: another item). A misaligned teacher (``misalignment_teacher``) is fine-tuned
+   *narrowly* on code with the harmful ``unsafe`` call, never on advice (``code``, the paper's
+   recipe); its control on the same programs with a neutral call of the same shape
+   (``misalignment_control``: novel_call; or safe_code). Or (``advice``) it is fine-tuned on
+   harmful answers to the fine-tuning advice questions; its control on the same questions
+   answered with neutral words (novel_answer; or helpfully).
    Every teacher's advice/trait rates are measured on held-out questions (and the select ones).
 3. Data: the channel's prompts continued by each teacher and by the base; kept when the
    channel's filter passes (format, keywords, the trait's banned tokens) and the semantic
