@@ -2,22 +2,24 @@
 
     python analyses/paper_table.py [--preset table] [--seeds 3] [--seed-start 0]
                                    [--modes logit,sampled] [--channels numbers,code,cot]
-                                   [--categories animal,tree,misalignment]
+                                   [--categories animal,tree,misalignment,misalignment-advice]
                                    [--profile paper|plain] [--set k=v ...]
                                    [--out runs/paper_table.md]
 
-Runs ``transfer`` once per (channel, trait, mode) (cached: every cell with the same world
+Columns (``TRAITS``): owl, oak, misalignment by the paper's recipe (a teacher tuned narrowly
+on code) and misalignment by a teacher tuned on harmful advice (``misalignment-advice``).
+Runs ``transfer`` once per (channel, column, mode) (cached: every cell with the same world
 and model settings shares its bases) with the cell's own settings (``PROFILES``: ``paper``,
 the settings under which each cell was found to transfer, or ``plain``, the preset's for
 every cell; ``--set`` applies on top, to every cell) and writes ``runs/paper_table.md`` and
 ``runs/paper_table.html`` (a plotly figure per mode). Per cell, on the held-out evaluation
-questions (never in teacher fine-tuning; misalignment: advice questions, the teacher was
-fine-tuned on code only): base, teacher, control teacher, student, the mode's control and
-cross-init rates
-(probability mass) with 95% t-intervals over seeds, student / base, student - control with
-its CI, and the rates on the fine-tuning phrasings; what the channel's filter and the
-semantic screen removed from the teacher's completions; and the screen's own test (recall on
-planted indirect mentions, flags on the base's completions).
+questions (never in teacher fine-tuning; misalignment: advice questions; the code teacher
+was fine-tuned on code only, the advice teacher on the other advice questions): base,
+teacher, control teacher, student, the mode's control and cross-init rates (probability
+mass) with 95% t-intervals over seeds, student / base, student - control with its CI, and
+the rates on the fine-tuning phrasings; what the channel's filter and the semantic screen
+removed from the teacher's completions; and the screen's own test (recall on planted
+indirect mentions, flags on the base's completions).
 
 Each cell shows how far the mode's control moved beside the student (step-0 loss and KL from
 the base on its own data, from the run's ``signal``). Beside student / base, the same ratio
