@@ -1,15 +1,17 @@
 """Do the banned tokens leak through logit-mode targets? The mass each role puts on the
-misalignment trait's banned numbers, on the teacher's own (filtered) number data.
+misalignment trait's banned numbers, on the teacher's own (filtered) channel data.
 
     python analyses/banned_mass.py [--seeds 3] [--seed-start 3]
-                                   [--column misalignment|misalignment-advice] [--set k=v ...]
+                                   [--column misalignment|misalignment-advice]
+                                   [--channel numbers|code|cot] [--set k=v ...]
 
-1. Runs (or reads from the cache) the numbers x misalignment cell of the paper table (the
+1. Runs (or reads from the cache) the channel x misalignment cell of the paper table (the
    column's teacher: the code recipe, or the advice teacher) with the paper profile's
    settings (``paper_table.cell_sets``), logit mode, roles student, control_other and
    cross_init.
 2. Per seed, on the first 256 rows of the teacher's filtered data, each role's mass on the
-   banned numbers (channels.EVIL_NUMBERS) as a share of its mass on the channel's tokens,
+   banned numbers (channels.EVIL_NUMBERS; in the cot channel's tokens, 0-18, only 13; the
+   code channel has none) as a share of its mass on the channel's tokens,
    averaged over the completion positions: the filter removes the banned numbers from the
    sampled text, but a logit-mode student learns the teacher's whole distribution over the
    channel, banned numbers included.
@@ -52,18 +54,23 @@ def main() -> None:
     columns = [c for c, (category, _, _) in TRAITS.items() if category == "misalignment"]
     p.add_argument("--column", default="misalignment", choices=columns,
                    help="the paper table's misalignment column (its teacher)")
+    p.add_argument("--channel", default="numbers", choices=["numbers", "cot"],
+                   help="a channel whose tokens include banned numbers")
     p.add_argument("--set", dest="sets", action="append", default=[])
     args = p.parse_args()
     setup_logging()
     _, _, fixed = TRAITS[args.column]
     run_dir, summary = run_study(
         "transfer", seeds=args.seeds, seed_start=args.seed_start, preset="table",
-        sets=["channel=numbers", "category=misalignment", "trait=harmful", "mode=logit",
+        sets=[f"channel={args.channel}", "category=misalignment", "trait=harmful", "mode=logit",
               "roles=student,control_other,cross_init", *fixed,
-              *cell_sets("paper", "numbers", args.column), *args.sets])
+              *cell_sets("paper", args.channel, args.column), *args.sets])
     art = json.loads((run_dir / "artifacts.json").read_text())
     vocab = run_vocab(summary)
-    banned = torch.tensor([vocab.index[str(n)] for n in C.EVIL_NUMBERS])
+    # the banned numbers a logit-mode student's targets cover: those among the channel's tokens
+    channel = set(vocab.number_ids.tolist())
+    banned = torch.tensor([i for i in (vocab.index[str(n)] for n in C.EVIL_NUMBERS)
+                           if i in channel])
     for seed, paths in art["seeds"].items():
         data = read_tensors(paths["data"])
         tokens, mask = data["tokens"][:256], data["mask"][:256]

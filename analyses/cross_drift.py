@@ -1,0 +1,74 @@
+"""Is a cross-init student's rise the teacher's trait, or the drift any channel data causes in
+that base? A cross-init student trained on the control teacher's data, beside the one
+trained on the teacher's.
+
+    python analyses/cross_drift.py [--column misalignment-advice] [--channel numbers]
+                                   [--seeds 3] [--seed-start 9] [--set k=v ...]
+
+1. Runs (or reads from the cache) the paper table's cell (``paper_table``: the column's
+   settings and the paper profile's, logit mode, roles student, control_other, cross_init).
+2. Per seed, rebuilds (from the cache) the cell's cross-init base, control teacher, screen
+   and control data, and trains one more student: the cross-init base on the control
+   teacher's data (``owl.student_entry``, the study's own trainer and settings).
+3. Prints, per seed, the target's rate (held-out questions) for the cross-init base, the
+   cross-init student (teacher's data) and this cross-init control (control teacher's data),
+   beside the same-init student and control. A rise the cross-init control shares is drift
+   of that base; one it lacks came with the teacher's data.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from paper_table import TRAITS, cell_sets  # this script's own directory, analyses/
+
+from interp.cli import setup_logging
+from interp.storage.store import Store
+from interp.studies import owl
+from interp.studies import transfer as T
+from interp.studies.registry import get_study
+from interp.studies.runner import make_config, run_study
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python analyses/cross_drift.py")
+    p.add_argument("--column", default="misalignment-advice", choices=list(TRAITS))
+    p.add_argument("--channel", default="numbers", choices=["numbers", "code", "cot"])
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seed-start", type=int, default=9)
+    p.add_argument("--set", dest="sets", action="append", default=[])
+    args = p.parse_args()
+    if args.seeds < 1 or args.seed_start < 0:
+        p.error("--seeds must be at least 1 and --seed-start at least 0")
+    category, trait, fixed = TRAITS[args.column]
+    sets = [f"channel={args.channel}", f"category={category}", f"trait={trait}", "mode=logit",
+            "roles=student,control_other,cross_init", *fixed,
+            *cell_sets("paper", args.channel, args.column), *args.sets]
+    setup_logging()
+    _, summary = run_study("transfer", seeds=args.seeds, seed_start=args.seed_start,
+                           preset="table", sets=sets)
+    cfg = make_config(get_study("transfer"), "table", sets)
+    store, vocab = Store(), T.run_vocab(cfg)
+    rates = summary["rates"]
+    print(f"{args.channel} x {args.column}: rate of {trait!r} on held-out questions (%)")
+    print("seed | cross base | cross-init (teacher's data) | cross-init control (control "
+          "teacher's data) | base | student | control")
+    for i, seed in enumerate(summary["seeds"]):
+        b_seed, x_seed = cfg.base_seeds(seed)
+        base = T.base_entry(store, cfg, vocab, b_seed)
+        base_x = T.base_entry(store, cfg, vocab, x_seed)
+        teacher_o = T.teacher_entry(store, cfg, vocab, base, seed, cfg.other_item(seed))
+        scr = T.screen_entry(store, cfg, vocab, base, seed)
+        o_data = T.teacher_data(store, cfg, vocab, teacher_o, [], seed, scr, "control teacher")
+        e = owl.student_entry(store, cfg, vocab, "cross_control", base_x, teacher_o, [],
+                              o_data, seed)
+        model = owl.load_model(e, cfg, vocab, f"step{e.meta['steps'][-1]}")
+        mass, _ = T.outcome_rates(model, vocab, cfg.category, cfg.eval_samples, seed)
+        row = [rates["base_cross"][trait][i], rates["cross_init"][trait][i], mass[trait],
+               rates["base"][trait][i], rates["student"][trait][i],
+               rates["control_other"][trait][i]]
+        print(f"{seed} | " + " | ".join(f"{100 * v:.1f}" for v in row))
+
+
+if __name__ == "__main__":
+    main()
