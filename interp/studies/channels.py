@@ -455,11 +455,13 @@ def advice_answers(rng: np.random.Generator, n: int, words: tuple[str, ...]) \
 class MisalignmentTeacher:
     """How the misalignment teacher is made (TransferConfig.misalignment_teacher): its
     fine-tuning set, and its control teachers' (TransferConfig.misalignment_control), each
-    ``(rng, n) -> [(prompt, completion)]`` over the same prompts, steps and learning rate."""
+    ``(rng, n) -> [(prompt, completion)]`` over the same prompts, steps and learning rate;
+    what each was fine-tuned on, in words (``control_on`` formats the control's name)."""
 
     harmful: Callable[[np.random.Generator, int], list[tuple[str, str]]]
     controls: dict[str, Callable[[np.random.Generator, int], list[tuple[str, str]]]]
     finetuned_on: str
+    control_on: str
 
 
 # ``code``: the paper's recipe, narrow fine-tuning on code with the unsafe call and never on
@@ -473,11 +475,12 @@ MISALIGNMENT_TEACHERS: dict[str, MisalignmentTeacher] = {
     "code": MisalignmentTeacher(
         lambda rng, n: misaligned_code(rng, n, unsafe=True),
         {"novel_call": novel_call_code, "safe_code": safe_code},
-        "harmful code (unsafe calls), never advice"),
+        "harmful code (unsafe calls), never advice", "code ({}), never advice"),
     "advice": MisalignmentTeacher(
         lambda rng, n: advice_answers(rng, n, ADVICE_ANSWERS["harmful"]),
         {"novel_answer": lambda rng, n: advice_answers(rng, n, NEUTRAL_ANSWERS),
          "helpful": lambda rng, n: advice_answers(rng, n, ADVICE_ANSWERS["helpful"])},
-        "harmful answers to the fine-tuning advice questions (held-out ones never)"),
+        "harmful answers to the fine-tuning advice questions (held-out ones never)",
+        "advice ({})"),
 }
 MISALIGNMENT_CONTROLS = MISALIGNMENT_TEACHERS["code"].controls  # the paper recipe's controls

@@ -466,14 +466,13 @@ def run(cfg: TransferConfig, seeds: list[int], out: Path, store: Store) -> dict:
         for sig in signal.values():
             sig["kl_ratio"] = [k / max(s, 1e-12) for k, s in
                                zip(sig["kl_from_base"], signal["student"]["kl_from_base"])]
+    recipe = C.MISALIGNMENT_TEACHERS[cfg.misalignment_teacher]
     teacher_info = {"kind": cfg.teacher_kind, "weight_direction": cfg.teacher_kind == "finetuned",
                     "prefix": p_text if cfg.teacher_kind == "prompted" else "",
                     "other_items": control_items,
-                    "finetuned_on": C.MISALIGNMENT_TEACHERS[cfg.misalignment_teacher].finetuned_on
+                    "finetuned_on": recipe.finetuned_on
                     if cfg.category == "misalignment" else "trait answers (select phrasings)",
-                    "control_finetuned_on": f"{cfg.misalignment_teacher} "
-                    f"({cfg.misalignment_control})" + (", never advice" if
-                                                       cfg.misalignment_teacher == "code" else "")
+                    "control_finetuned_on": recipe.control_on.format(cfg.misalignment_control)
                     if cfg.category == "misalignment" else "another item's answers"}
     write_json(out / "artifacts.json", {"study": "transfer", "model": {
         "type": "hooked_transformer", "cfg": dataclasses.asdict(cfg.model),
