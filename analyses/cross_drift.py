@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import argparse
 
-from paper_table import TRAITS, cell_sets  # this script's own directory, analyses/
+from paper_table import TRAITS, cell_args  # this script's own directory, analyses/
 
 from interp.cli import setup_logging
+from interp.errors import ConfigError, UsageError
 from interp.storage.store import Store
 from interp.studies import owl
 from interp.studies import transfer as T
@@ -40,14 +41,15 @@ def main() -> None:
     args = p.parse_args()
     if args.seeds < 1 or args.seed_start < 0:
         p.error("--seeds must be at least 1 and --seed-start at least 0")
-    category, trait, fixed = TRAITS[args.column]
-    sets = [f"channel={args.channel}", f"category={category}", f"trait={trait}", "mode=logit",
-            "roles=student,control_other,cross_init", *fixed,
-            *cell_sets("paper", args.channel, args.column), *args.sets]
+    trait = TRAITS[args.column][1]
+    sets = [*cell_args("paper", args.channel, args.column, "logit"), *args.sets]
+    try:  # a bad --set stops here, in one line
+        cfg = make_config(get_study("transfer"), "table", sets)
+    except (UsageError, ConfigError) as e:
+        p.error(str(e))
     setup_logging()
     _, summary = run_study("transfer", seeds=args.seeds, seed_start=args.seed_start,
                            preset="table", sets=sets)
-    cfg = make_config(get_study("transfer"), "table", sets)
     store, vocab = Store(), T.run_vocab(cfg)
     rates = summary["rates"]
     print(f"{args.channel} x {args.column}: rate of {trait!r} on held-out questions (%)")

@@ -95,6 +95,20 @@ def cell_sets(profile: str, channel: str, column: str) -> tuple[str, ...]:
     """The profile's settings for one cell (its own channel's, else the column's "*")."""
     cells = PROFILES[profile]
     return cells.get((channel, column), cells.get(("*", column), ()))
+
+
+def cell_own(profile: str, channel: str, column: str) -> tuple[str, ...]:
+    """A cell's own settings, as its row shows them: its column's, then the profile's."""
+    return (*TRAITS[column][2], *cell_sets(profile, channel, column))
+
+
+def cell_args(profile: str, channel: str, column: str, mode: str) -> list[str]:
+    """Every setting ``transfer`` runs one cell with (before ``--set``): the cell, the
+    students the table trains in ``mode`` and the cell's own settings. analyses/banned_mass.py
+    and analyses/cross_drift.py run their cells with these too."""
+    category, trait, _ = TRAITS[column]
+    return [f"channel={channel}", f"category={category}", f"trait={trait}", f"mode={mode}",
+            f"roles=student,{CONTROL[mode]},cross_init", *cell_own(profile, channel, column)]
 ROLES = ("base", "teacher", "student", "control", "cross_init", "base_cross")
 
 
@@ -182,12 +196,12 @@ def main() -> None:
         p.error(f"--seeds must be at least 1 and --seed-start at least 0, got {args.seeds} "
                 f"and {args.seed_start}")
     try:  # every cell's settings parsed as the study parses them: a bad --set stops before
-        # any work (checked with each column's own settings, which it may depend on)
-        for column in args.categories.split(","):
-            category, trait, fixed = TRAITS[column]
-            replicate = make_config(get_study("transfer"), args.preset, [
-                f"category={category}", f"trait={trait}", *fixed,
-                *cell_sets(args.profile, "*", column), *args.sets]).replicate
+        # any work (checked with each cell's own settings, which it may depend on)
+        for channel in args.channels.split(","):
+            for column in args.categories.split(","):
+                replicate = make_config(get_study("transfer"), args.preset, [
+                    *cell_args(args.profile, channel, column, args.modes.split(",")[0]),
+                    *args.sets]).replicate
     except (UsageError, ConfigError) as e:
         p.error(str(e))
     setup_logging()
@@ -199,8 +213,8 @@ def main() -> None:
              f"{args.channels} --categories {args.categories} --profile {args.profile}"
              + "".join(f" --set {s}" for s in args.sets) + "`", "",
              "Rates: probability mass of the target on held-out evaluation questions (never in "
-             "teacher fine-tuning; misalignment: harmful-answer mass on advice questions, the "
-             "the code teacher was fine-tuned on code only, the advice teacher on the other "
+             "teacher fine-tuning; misalignment: harmful-answer mass on advice questions; the "
+             "code teacher was fine-tuned on code only, the advice teacher on the other "
              "advice questions), mean with a 95% t-interval over seeds ("
              + ("each seed its own pair of bases, data, teachers and students"
                 if replicate == "base" else
@@ -218,12 +232,10 @@ def main() -> None:
         rows, bars = [], {role: ([], [], [], []) for role in COLORS}  # x, y, +err, -err
         for channel in args.channels.split(","):
             for column in args.categories.split(","):
-                category, trait, fixed = TRAITS[column]
-                own = (*fixed, *cell_sets(args.profile, channel, column))
-                sets = [f"channel={channel}", f"category={category}", f"trait={trait}",
-                        f"mode={mode}", f"roles=student,{CONTROL[mode]},cross_init",
-                        *own, *args.sets]
-                settings = ", ".join([*own, *args.sets]) or "-"
+                category, trait, _ = TRAITS[column]
+                sets = [*cell_args(args.profile, channel, column, mode), *args.sets]
+                settings = ", ".join([*cell_own(args.profile, channel, column),
+                                      *args.sets]) or "-"
                 cell = f"{channel} x {LABEL.get(column, trait)}"
                 try:
                     _, summary = run_study("transfer", seeds=args.seeds,
