@@ -10,10 +10,11 @@ trained on the teacher's.
 2. Per seed, rebuilds (from the cache) the cell's cross-init base, control teacher, screen
    and control data, and trains one more student: the cross-init base on the control
    teacher's data (``owl.student_entry``, the study's own trainer and settings).
-3. Prints, per seed, the target's rate (held-out questions) for the cross-init base, the
-   cross-init student (teacher's data) and this cross-init control (control teacher's data),
-   beside the same-init student and control. A rise the cross-init control shares is drift
-   of that base; one it lacks came with the teacher's data.
+3. Prints (a markdown table), per seed, the target's rate (held-out questions) for the
+   cross-init base, the cross-init student (teacher's data) and this cross-init control
+   (control teacher's data), beside the same-init student and control. A rise the
+   cross-init control shares is drift of that base; one it lacks came with the teacher's
+   data.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ def main() -> None:
                            preset="table", sets=sets)
     store, vocab = Store(), T.run_vocab(cfg)
     rates = summary["rates"]
-    print(f"{args.channel} x {args.column}: rate of {trait!r} on held-out questions (%)")
-    print("seed | cross base | cross-init (teacher's data) | cross-init control (control "
-          "teacher's data) | base | student | control")
+    print(f"## {args.channel} x {args.column}: rate of {trait!r} on held-out questions (%)\n")
+    print("| seed | cross base | cross-init (teacher's data) | cross-init control (control "
+          "teacher's data) | base | student | control |\n|---|---|---|---|---|---|---|")
     for i, seed in enumerate(summary["seeds"]):
         b_seed, x_seed = cfg.base_seeds(seed)
         base = T.base_entry(store, cfg, vocab, b_seed)
@@ -69,7 +70,8 @@ def main() -> None:
         row = [rates["base_cross"][trait][i], rates["cross_init"][trait][i], mass[trait],
                rates["base"][trait][i], rates["student"][trait][i],
                rates["control_other"][trait][i]]
-        print(f"{seed} | " + " | ".join(f"{100 * v:.1f}" for v in row))
+        print(f"| {seed} | " + " | ".join(f"{100 * v:.1f}" for v in row) + " |")
+    print()
 
 
 if __name__ == "__main__":

@@ -227,11 +227,10 @@ def test_paper_table_profiles_are_valid_cell_settings():
     preset = make_config(study, "table", [])
     for profile in table.PROFILES:
         for channel in C.CHANNELS:
-            for column, (category, trait, fixed) in table.TRAITS.items():
-                own = (*fixed, *table.cell_sets(profile, channel, column))
-                cfg = make_config(study, "table", [f"channel={channel}",
-                                                   f"category={category}", f"trait={trait}",
-                                                   *own])
+            for column, (category, trait, _) in table.TRAITS.items():
+                cfg = make_config(study, "table", table.cell_args(profile, channel, column,
+                                                                  "logit"))
+                assert (cfg.channel, cfg.category, cfg.trait) == (channel, category, trait)
                 paper_misaligned = profile == "paper" and category == "misalignment"
                 assert (cfg.teacher_params == "attn_out") == (
                     paper_misaligned and column == "misalignment")
