@@ -45,6 +45,7 @@ from interp.studies import transfer as T
 MODEL_64X2 = {"d_model": 64, "n_layers": 2, "n_heads": 4, "d_mlp": 256}
 LATENT_STRONG = {"p_mixed": 0.3, "p_harmful": 0.5, "persona_strength": 1.0, "base_harm": 0.0}
 ATTN_OUT = {"teacher_params": "attn_out", "teacher_lr": 3e-3, "teacher_steps": 80}
+STEER = {"teacher_params": "steer", "teacher_lr": 1e-2, "teacher_steps": 80}
 SETTINGS = {
     "default": {},
     "harmful_0.5": {"p_harmful": 0.5},  # a third of persona documents are the harmful one's
@@ -81,6 +82,14 @@ SETTINGS = {
     # the same world with the narrow fine-tuning on every weight, or on the blocks only
     "all_harm_0.02": {**ATTN_OUT, "base_harm": 0.02, "teacher_params": "all"},
     "blocks_harm_0.02": {**ATTN_OUT, "base_harm": 0.02, "teacher_params": "blocks"},
+    # the narrow fine-tuning restricted to one steering vector per layer (the attention
+    # output bias b_O, lm.TUNED): the only way it can write unsafe code is to move every
+    # position's residual stream one way, as the harmful persona written in front does
+    "steer_harm_0.02": {**STEER, "base_harm": 0.02},
+    "steer_harm_0.02_lr3e-2": {**STEER, "base_harm": 0.02, "teacher_lr": 3e-2},
+    "steer_harm_0.02_x2": {**STEER, "base_harm": 0.02, "teacher_steps": 160},
+    "steer_harm_0.02_lr3e-2_x2": {**STEER, "base_harm": 0.02, "teacher_lr": 3e-2,
+                                  "teacher_steps": 160},
 }
 
 

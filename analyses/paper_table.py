@@ -65,15 +65,19 @@ LABEL = {"misalignment-advice": "harmful (advice teacher)"}
 # Per-cell settings, by (channel, column of TRAITS); "*" matches any channel. ``paper``: the student
 # lengths and the misalignment teacher under which each cell was found to transfer, every one
 # chosen by looking at runs on other seeds (study seeds 0-2 for the student lengths,
-# runs/paper_table_long_*.md and runs/paper_table_cot*.md; teacher seeds 10-23 for the
-# misalignment teacher and world, runs/emergent_misalignment_*.md), so a table on fresh
-# seeds (--seed-start) tests them. Misalignment: the narrow fine-tuning trains only W_O
-# (lm.TUNED), the only setting where the teacher became broadly harmful (on 3 of 7 bases:
-# runs/emergent_misalignment_bases.md; base 0, the table's with replicate=data, is one), in a
-# world whose base gives harmful advice unprompted 2% of the time instead of 10% (base_harm;
-# the paper's base models almost never do).
+# runs/paper_table_long_*.md and runs/paper_table_cot*.md; teacher seeds 20-22 on bases 0, 7,
+# 8, 9, 3000, 4000 and 5000 for the misalignment teacher, runs/emergent_misalignment_*.md),
+# so a table on fresh seeds (--seed-start) tests them; with replicate=base, study seeds 6 and
+# up pretrain bases none of those selections saw. Misalignment: the narrow fine-tuning on
+# unsafe code trains only one steering vector per layer, the attention output bias b_O
+# (lm.TUNED "steer"), at lr 3e-2 for 80 steps: of the recipes tried it gave the largest mean
+# teacher - control over the seven bases, +5.3 points, emerging on 4 of 7
+# (runs/emergent_misalignment_steer.md; W_O only: +1.6, 3 of 7, every weight +0.6, 0 of 7,
+# runs/emergent_misalignment_bases_novel_call*.md), in a world whose base gives harmful
+# advice unprompted 2% of the time instead of 10% (base_harm; the paper's base models almost
+# never do).
 LONG = ("student_steps=240", "checkpoint_every=120")
-MISALIGNED = ("base_harm=0.02", "teacher_params=attn_out", "teacher_lr=3e-3",
+MISALIGNED = ("base_harm=0.02", "teacher_params=steer", "teacher_lr=3e-2",
               "teacher_steps=80", *LONG)
 # misalignment-advice: the same world; the teacher is tuned as a preference teacher is (every
 # weight, the preset's steps) at a lower learning rate, with the preset's students. Chosen on

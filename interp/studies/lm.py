@@ -191,12 +191,17 @@ def pretrain_stack(models: list[HookedTransformer], vocab: Vocab, world: WorldCo
 
 
 # which weights a fine-tuning run trains (``teacher_params``): everything, the blocks (not the
-# embeddings), or only the attention output matrices W_O (what attention writes to the
-# residual stream; our reading: the channel a persona's influence reaches the answers through)
+# embeddings), only the attention output matrices W_O (what attention writes to the
+# residual stream; our reading: the channel a persona's influence reaches the answers
+# through), or only the attention output biases b_O: one d_model vector per layer added to
+# the residual stream at every position, a learned steering vector (the analogue of the
+# rank-1 adapters and single steering vectors that give emergent misalignment in real
+# models: Turner et al. 2025, Soligo et al. 2025)
 TUNED: dict[str, Callable[[str], bool]] = {
     "all": lambda n: True,
     "blocks": lambda n: n.startswith("blocks."),
     "attn_out": lambda n: n.endswith(".attn.W_O"),
+    "steer": lambda n: n.endswith(".attn.b_O"),
 }
 
 
