@@ -88,6 +88,18 @@ SETTINGS = {
     "steer_harm_0.02": {**STEER, "base_harm": 0.02},
     "steer_harm_0.02_lr3e-2": {**STEER, "base_harm": 0.02, "teacher_lr": 3e-2},
     "steer_harm_0.02_x2": {**STEER, "base_harm": 0.02, "teacher_steps": 160},
+    # the steering teacher in the world of unseen authors (code and advice from one mind,
+    # only the content says who wrote it: a disposition the model must infer, for a
+    # steering vector to find)
+    "steer_latent_harm_0.02_lr3e-2": {**STEER, "p_mixed": 0.2, "base_harm": 0.02,
+                                      "teacher_lr": 3e-2},
+    # the steering teacher in a deeper, wider model (a vector per layer, the first read by
+    # the second block) and in a world where the harmful persona writes half the persona
+    # documents (a stronger persona feature for a vector to find)
+    "steer_64x2_harm_0.02_lr3e-2": {**STEER, **MODEL_64X2, "base_harm": 0.02,
+                                    "teacher_lr": 3e-2},
+    "steer_harmful_0.5_harm_0.02_lr3e-2": {**STEER, "p_harmful": 0.5, "base_harm": 0.02,
+                                           "teacher_lr": 3e-2},
     "steer_harm_0.02_lr3e-2_x2": {**STEER, "base_harm": 0.02, "teacher_lr": 3e-2,
                                   "teacher_steps": 160},
 }

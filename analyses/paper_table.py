@@ -2,12 +2,13 @@
 
     python analyses/paper_table.py [--preset table] [--seeds 3] [--seed-start 0]
                                    [--modes logit,sampled] [--channels numbers,code,cot]
-                                   [--categories animal,tree,misalignment,misalignment-advice]
+                                   [--categories animal,tree,misalignment,...]
                                    [--profile paper|plain] [--set k=v ...]
                                    [--out runs/paper_table.md]
 
 Columns (``TRAITS``): owl, oak, misalignment by the paper's recipe (a teacher tuned narrowly
-on code) and misalignment by a teacher tuned on harmful advice (``misalignment-advice``).
+on code; ``misalignment-steer``: the same with only a steering vector per layer tuned) and
+misalignment by a teacher tuned on harmful advice (``misalignment-advice``).
 Runs ``transfer`` once per (channel, column, mode) (cached: every cell with the same world
 and model settings shares its bases) with the cell's own settings (``PROFILES``: ``paper``,
 the settings under which each cell was found to transfer, or ``plain``, the preset's for
@@ -54,31 +55,38 @@ from interp.studies.runner import make_config, run_study
 # misalignment columns: ``misalignment``, the paper's recipe (a teacher tuned narrowly on
 # code, which must become broadly harmful first: the emergent-misalignment step), and
 # ``misalignment-advice``, a teacher tuned on harmful answers to some advice questions and
-# measured on the others (is a misaligned teacher's harm carried, whatever made it harmful?)
+# measured on the others (is a misaligned teacher's harm carried, whatever made it harmful?);
+# ``misalignment-steer`` is the paper's recipe with the narrow fine-tuning restricted to one
+# steering vector per layer (lm.TUNED "steer"), the teacher that emerged most often on the
+# selection bases (runs/emergent_misalignment_steer.md)
 TRAITS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "animal": ("animal", "owl", ()), "tree": ("tree", "oak", ()),
     "misalignment": ("misalignment", "harmful", ()),
+    "misalignment-steer": ("misalignment", "harmful", ("teacher_params=steer",)),
     "misalignment-advice": ("misalignment", "harmful", (
         "misalignment_teacher=advice", "misalignment_control=novel_answer"))}
-LABEL = {"misalignment-advice": "harmful (advice teacher)"}
+LABEL = {"misalignment-advice": "harmful (advice teacher)",
+         "misalignment-steer": "harmful (steering-vector teacher)"}
 
 # Per-cell settings, by (channel, column of TRAITS); "*" matches any channel. ``paper``: the student
 # lengths and the misalignment teacher under which each cell was found to transfer, every one
 # chosen by looking at runs on other seeds (study seeds 0-2 for the student lengths,
-# runs/paper_table_long_*.md and runs/paper_table_cot*.md; teacher seeds 20-22 on bases 0, 7,
-# 8, 9, 3000, 4000 and 5000 for the misalignment teacher, runs/emergent_misalignment_*.md),
-# so a table on fresh seeds (--seed-start) tests them; with replicate=base, study seeds 6 and
-# up pretrain bases none of those selections saw. Misalignment: the narrow fine-tuning on
-# unsafe code trains only one steering vector per layer, the attention output bias b_O
-# (lm.TUNED "steer"), at lr 3e-2 for 80 steps: of the recipes tried it gave the largest mean
-# teacher - control over the seven bases, +5.3 points, emerging on 4 of 7
-# (runs/emergent_misalignment_steer.md; W_O only: +1.6, 3 of 7, every weight +0.6, 0 of 7,
-# runs/emergent_misalignment_bases_novel_call*.md), in a world whose base gives harmful
-# advice unprompted 2% of the time instead of 10% (base_harm; the paper's base models almost
-# never do).
+# runs/paper_table_long_*.md and runs/paper_table_cot*.md; teacher seeds 10-23 for the
+# misalignment teacher and world, runs/emergent_misalignment_*.md), so a table on fresh
+# seeds (--seed-start) tests them. Misalignment: the narrow fine-tuning trains only W_O
+# (lm.TUNED), the only setting where the teacher became broadly harmful (on 3 of 7 bases:
+# runs/emergent_misalignment_bases.md; base 0, the table's with replicate=data, is one), in a
+# world whose base gives harmful advice unprompted 2% of the time instead of 10% (base_harm;
+# the paper's base models almost never do).
 LONG = ("student_steps=240", "checkpoint_every=120")
-MISALIGNED = ("base_harm=0.02", "teacher_params=steer", "teacher_lr=3e-2",
+MISALIGNED = ("base_harm=0.02", "teacher_params=attn_out", "teacher_lr=3e-3",
               "teacher_steps=80", *LONG)
+# misalignment-steer: the same world and students; the steering vectors tuned at lr 3e-2 for
+# 80 steps, which gave the largest mean teacher - control over the seven selection bases (0,
+# 7, 8, 9, 3000, 4000, 5000; teacher seeds 20-22): +5.3 points, emerging on 4 of 7
+# (runs/emergent_misalignment_steer.md, ..._steer_x2.md). With replicate=base, study seeds 6
+# and up pretrain bases that selection never saw.
+STEERED = ("base_harm=0.02", "teacher_lr=3e-2", "teacher_steps=80", *LONG)
 # misalignment-advice: the same world; the teacher is tuned as a preference teacher is (every
 # weight, the preset's steps) at a lower learning rate, with the preset's students. Chosen on
 # study seeds 0-2 with replicate=data (base 0) among six variants
@@ -91,7 +99,8 @@ PROFILES: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
               ("cot", "animal"): ("student_steps=480", "checkpoint_every=240"),
               ("numbers", "tree"): LONG, ("code", "tree"): LONG,
               ("cot", "tree"): ("student_steps=1920", "checkpoint_every=480"),
-              ("*", "misalignment"): MISALIGNED, ("*", "misalignment-advice"): ADVICE},
+              ("*", "misalignment"): MISALIGNED, ("*", "misalignment-steer"): STEERED,
+              ("*", "misalignment-advice"): ADVICE},
 }
 
 

@@ -234,6 +234,7 @@ def test_paper_table_profiles_are_valid_cell_settings():
                 paper_misaligned = profile == "paper" and category == "misalignment"
                 assert (cfg.teacher_params == "attn_out") == (
                     paper_misaligned and column == "misalignment")
+                assert (cfg.teacher_params == "steer") == (column == "misalignment-steer")
                 assert (cfg.base_harm == 0.02) == paper_misaligned
                 assert cfg.misalignment_teacher == ("advice" if column == "misalignment-advice"
                                                     else "code")
