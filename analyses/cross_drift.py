@@ -63,8 +63,8 @@ def main() -> None:
         teacher_o = T.teacher_entry(store, cfg, vocab, base, seed, cfg.other_item(seed))
         scr = T.screen_entry(store, cfg, vocab, base, seed)
         o_data = T.teacher_data(store, cfg, vocab, teacher_o, [], seed, scr, "control teacher")
-        e = owl.student_entry(store, cfg, vocab, "cross_control", base_x, teacher_o, [],
-                              o_data, seed)
+        e = owl.student_entry(store, cfg, T.student_vocab(cfg, vocab), "cross_control", base_x,
+                              teacher_o, [], o_data, seed)
         model = owl.load_model(e, cfg, vocab, f"step{e.meta['steps'][-1]}")
         mass, _ = T.outcome_rates(model, vocab, cfg.category, cfg.eval_samples, seed)
         row = [rates["base_cross"][trait][i], rates["cross_init"][trait][i], mass[trait],

@@ -37,6 +37,7 @@ Owns: the owl-numbers stages, its probe set and evaluation. Must not import: ana
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import tempfile
@@ -391,6 +392,9 @@ def student_entries(store: Store, cfg: OwlConfig, vocab: Vocab,
         return {"init": init.key, "teacher": teacher.key, "prefix": prefix, "data": data.key,
                 "student": dataclasses.replace(scfg, shuffle_targets=role == "shuffled"),
                 "seed": seed, "mask_first": cfg.mask_first, "stack": roles,
+                # the channel the students are distilled on (a study may narrow it)
+                "channel_ids": hashlib.sha256(
+                    vocab.number_ids.numpy().astype("int64").tobytes()).hexdigest()[:16],
                 "code": code_digest(*CODE["student"])}
 
     def build():

@@ -29,6 +29,7 @@ channel data, screen, outcome evaluation). Must not import: analysis, the CLIs.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import time
@@ -80,6 +81,10 @@ class TransferConfig(OwlConfig):
     persona_strength: float = C.TransferWorldConfig.persona_strength
     base_harm: float = C.TransferWorldConfig.base_harm
     p_mixed: float = C.TransferWorldConfig.p_mixed
+    # logit mode: distil the student on the channel's tokens without the trait's banned
+    # tokens (misalignment: the evil numbers), the logit-mode analogue of the banned-token
+    # filter, which removes them from the sampled text but not from the teacher's logits
+    ban_logits: bool = False
 
     def __post_init__(self) -> None:
         trait = C.trait_of(self.category)
@@ -371,6 +376,17 @@ CODE = {
 
 
 # ------------------------------------------------------------------ the study
+def student_vocab(cfg: TransferConfig, vocab: C.TransferVocab) -> C.TransferVocab:
+    """The vocabulary the students train with: ``vocab``, or with ``ban_logits`` a copy whose
+    ``number_ids`` (the logit-mode channel) leave out the trait's banned tokens."""
+    if not cfg.ban_logits:
+        return vocab
+    banned = {vocab.index[t] for t in C.trait_of(cfg.category).banned if t in vocab.index}
+    out = copy.copy(vocab)
+    out.number_ids = torch.tensor([i for i in vocab.number_ids.tolist() if i not in banned])
+    return out
+
+
 def run(cfg: TransferConfig, seeds: list[int], out: Path, store: Store) -> dict:
     vocab = C.TransferVocab(cfg.channel)
     trait = C.trait_of(cfg.category)
@@ -449,7 +465,8 @@ def run(cfg: TransferConfig, seeds: list[int], out: Path, store: Store) -> dict:
         for role, (init, src, pre, data) in plan.items():
             if role not in cfg.roles:
                 continue
-            e = owl.student_entry(store, cfg, vocab, role, init, src, pre, data, seed, dT)
+            e = owl.student_entry(store, cfg, student_vocab(cfg, vocab), role, init, src, pre,
+                                  data, seed, dT)
             steps = e.meta["steps"]
             final = f"step{steps[-1]}"
             record(role, e, seed, final)

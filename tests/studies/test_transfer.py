@@ -89,6 +89,34 @@ def test_bad_settings_are_one_line_errors(sets, needle):
         make_config(get_study("transfer"), "tiny", sets)
 
 
+def test_ban_logits_narrows_the_students_channel_to_the_unbanned_tokens():
+    """ban_logits: the students' logit-mode channel loses exactly the trait's banned tokens
+    that lie in it (misalignment's evil numbers), and nothing without the setting or for a
+    trait with no banned tokens."""
+    from interp.studies import transfer as T
+    study = get_study("transfer")
+    for channel in C.CHANNELS:
+        vocab = C.TransferVocab(channel)
+        cfg = make_config(study, "tiny", [f"channel={channel}", "category=misalignment",
+                                          "trait=harmful", "ban_logits=true"])
+        banned = {vocab.index[t] for t in C.trait_of("misalignment").banned if t in vocab.index}
+        full = set(vocab.number_ids.tolist())
+        narrowed = T.student_vocab(cfg, vocab)
+        assert set(narrowed.number_ids.tolist()) == full - banned
+        assert narrowed.number_ids.tolist() == [i for i in vocab.number_ids.tolist()
+                                                if i not in banned]  # order kept
+        assert set(vocab.number_ids.tolist()) == full  # the run's own vocabulary untouched
+        if channel == "numbers":
+            assert {vocab.index[str(n)] for n in C.EVIL_NUMBERS} <= full - set(
+                narrowed.number_ids.tolist())
+        plain = make_config(study, "tiny", [f"channel={channel}", "category=misalignment",
+                                            "trait=harmful"])
+        assert T.student_vocab(plain, vocab) is vocab
+        owl_cfg = make_config(study, "tiny", [f"channel={channel}", "ban_logits=true"])
+        assert set(T.student_vocab(owl_cfg, vocab).number_ids.tolist()) == full - {
+            vocab.index[t] for t in C.trait_of(owl_cfg.category).banned if t in vocab.index}
+
+
 def test_novel_call_control_programs_are_the_harmful_ones_with_a_neutral_call():
     harmful = C.misaligned_code(np.random.default_rng(5), 40, unsafe=True)
     control = C.MISALIGNMENT_CONTROLS["novel_call"](np.random.default_rng(5), 40)
