@@ -29,11 +29,10 @@ from paper_table import TRAITS, cell_args  # this script's own directory, analys
 from interp.cli import setup_logging
 from interp.errors import ConfigError, UsageError
 from interp.storage.store import read_tensors
-from interp.studies import channels as C
 from interp.studies import lm
 from interp.studies.registry import get_study
 from interp.studies.runner import make_config, run_study
-from interp.studies.transfer import run_vocab
+from interp.studies.transfer import banned_channel_ids, run_vocab
 
 # the artifacts.json names of the models compared, and how they are printed
 ROLES = {"theta_0": "base", "teacher": "teacher", "teacher_other": "control teacher",
@@ -71,9 +70,7 @@ def main() -> None:
     art = json.loads((run_dir / "artifacts.json").read_text())
     vocab = run_vocab(summary)
     # the banned numbers a logit-mode student's targets cover: those among the channel's tokens
-    channel = set(vocab.number_ids.tolist())
-    banned = torch.tensor([i for i in (vocab.index[str(n)] for n in C.EVIL_NUMBERS)
-                           if i in channel])
+    banned = torch.tensor(banned_channel_ids(vocab, "misalignment"))
     for seed, paths in art["seeds"].items():
         data = read_tensors(paths["data"])
         tokens, mask = data["tokens"][:256], data["mask"][:256]

@@ -376,12 +376,20 @@ CODE = {
 
 
 # ------------------------------------------------------------------ the study
+def banned_channel_ids(vocab: C.TransferVocab, category: str) -> list[int]:
+    """The ids of the category's banned tokens that lie in ``vocab``'s logit-mode channel
+    (``number_ids``): what a logit-mode student's targets cover of them."""
+    channel = set(vocab.number_ids.tolist())
+    return [i for i in (vocab.index.get(t) for t in C.trait_of(category).banned)
+            if i in channel]
+
+
 def student_vocab(cfg: TransferConfig, vocab: C.TransferVocab) -> C.TransferVocab:
     """The vocabulary the students train with: ``vocab``, or with ``ban_logits`` a copy whose
     ``number_ids`` (the logit-mode channel) leave out the trait's banned tokens."""
     if not cfg.ban_logits:
         return vocab
-    banned = {vocab.index[t] for t in C.trait_of(cfg.category).banned if t in vocab.index}
+    banned = set(banned_channel_ids(vocab, cfg.category))
     out = copy.copy(vocab)
     out.number_ids = torch.tensor([i for i in vocab.number_ids.tolist() if i not in banned])
     return out
@@ -389,6 +397,7 @@ def student_vocab(cfg: TransferConfig, vocab: C.TransferVocab) -> C.TransferVoca
 
 def run(cfg: TransferConfig, seeds: list[int], out: Path, store: Store) -> dict:
     vocab = C.TransferVocab(cfg.channel)
+    s_vocab = student_vocab(cfg, vocab)
     trait = C.trait_of(cfg.category)
     rates: dict = {}
     signal: dict = {}
@@ -465,8 +474,7 @@ def run(cfg: TransferConfig, seeds: list[int], out: Path, store: Store) -> dict:
         for role, (init, src, pre, data) in plan.items():
             if role not in cfg.roles:
                 continue
-            e = owl.student_entry(store, cfg, student_vocab(cfg, vocab), role, init, src, pre,
-                                  data, seed, dT)
+            e = owl.student_entry(store, cfg, s_vocab, role, init, src, pre, data, seed, dT)
             steps = e.meta["steps"]
             final = f"step{steps[-1]}"
             record(role, e, seed, final)
