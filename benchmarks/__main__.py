@@ -51,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.table import report
 
     common.SHOW_PROGRESS = show
-    rows = {m.ROW.name: m.ROW for m in (pretrain, contention, recorder, attribution, digits,
-                                        sweep, align, capture, sae, memory)}
+    rows = {r.name: r for r in (pretrain.ROW, pretrain.STACKED)}
+    rows.update({m.ROW.name: m.ROW for m in (contention, recorder, attribution, digits, sweep,
+                                             align, capture, sae, memory)})
     rows.update({r.name: r for r in kernels.ROWS})
     rows.update({r.name: r for r in coldstart.ROWS})  # one cold demo, read by every row
     p = argparse.ArgumentParser(prog="python -m benchmarks",

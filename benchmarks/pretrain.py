@@ -1,14 +1,25 @@
-"""Base-model pretraining throughput (tokens/s) and FLOP utilisation against a matmul peak.
+"""Base-model pretraining FLOP utilisation against the float32 matmul peak: two rows.
 
-    python -m benchmarks.pretrain [--steps 30] [--batch 64] [--reps 5] [--compile 1]
+    python -m benchmarks.pretrain [--steps 30] [--batch 64] [--reps 5] [--stacked 1]
+        [--compile 1]
 
-The default owl-numbers model shape and the study's own pretraining loop
-(``interp.studies.lm.pretrain_stack``, batches of 64 from the synthetic corpus), here with
-two bases stacked in one process at the default thread count against that count's peak.
-(``make demo`` trains each base alone in a one-thread worker; the ``stage:pretraining`` row
-reports that rate against the one-thread peak.) Each repetition measures the float32 matmul
-peak (torch.mm of 2048 x 2048) and then the training rate, back to back. ``--compile 1``:
-the same loop with the stacked forward (``stack.residual``) under
+``pretrain`` (the target row) measures base pretraining as ``make demo`` runs it: the
+study's own loop (``interp.studies.lm.pretrain_stack`` on one default owl-numbers base,
+batches of 64 from the synthetic corpus) in one one-thread worker process per core, all
+at once, each on its own base:
+
+1. Start one spawned worker per available core (``interp.available_cores``), each at one
+   torch thread; each warms up (3 steps) and waits.
+2. Per repetition: the float32 matmul peak at the default thread count (all cores; the
+   workers wait, idle), then every worker builds a fresh base and trains it ``steps``
+   steps; each reports its non-pad tokens and its start and end time.
+3. Achieved FLOP/s = the workers' FLOPs together over the wall time from the first start
+   to the last end (not the sum of their rates, which would count a worker that ran alone
+   as if the others ran beside it).
+
+``pretrain_stacked`` (``--stacked 1``) is the same loop with the two bases stacked in one
+process at the default thread count, the way a study with ``INTERP_WORKERS`` unset
+pretrains several bases. ``--compile 1`` (stacked only): ``stack.residual`` under
 ``torch.compile(dynamic=True)`` (the packed row count varies per step), compilation in the
 untimed warm-up and reported beside the rate.
 """
@@ -95,18 +106,117 @@ def _measure(reps: int, steps: int, batch: int, vocab: Vocab, world: WorldConfig
              "of 3 calls.")
 
 
+def _worker(seed: int, steps: int, batch: int, go, done) -> None:
+    """One one-thread worker: warm up, then per ``go`` message pretrain a fresh base (seed
+    ``seed``) ``steps`` steps and put (non-pad tokens, FLOPs per token, start, end)."""
+    torch.set_num_threads(1)
+    vocab, world = Vocab(), WorldConfig()
+
+    def model() -> HookedTransformer:
+        return lm.build_model(lm.ModelConfig(), len(vocab), world.n_ctx, seed)
+
+    lm.pretrain_stack([model()], vocab, world, 3, batch, 3e-3, [seed])  # warm-up
+    done.put(None)
+    while go.get():
+        m, seen = model(), []
+        start = time.perf_counter()  # CLOCK_MONOTONIC: comparable across processes
+        lm.pretrain_stack([m], vocab, world, steps, batch, 3e-3, [seed], seen)
+        done.put((seen[0], flops_per_token(m), start, time.perf_counter()))
+
+
+def measure_workers(reps: int, steps: int = 30, batch: int = 64) -> Measured:
+    """``make demo``'s pretraining: one base per one-thread worker, a worker per core, all
+    at once (the module docstring, steps 1-3)."""
+    import multiprocessing as mp
+    import os
+
+    from interp import available_cores
+
+    n = available_cores()
+    ctx = mp.get_context("spawn")
+    gos, done = [ctx.Queue() for _ in range(n)], ctx.Queue()
+    # OpenMP sizes its pool from the environment at the child's start
+    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        procs = [ctx.Process(target=_worker, args=(i, steps, batch, gos[i], done), daemon=True)
+                 for i in range(n)]
+        for proc in procs:
+            proc.start()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    rates: list[float] = []
+    try:
+        for _ in range(n):
+            done.get(timeout=600)  # every worker warmed up
+
+        def achieved() -> float:
+            for q in gos:
+                q.put(True)
+            got = [done.get(timeout=600) for _ in range(n)]
+            wall = max(g[3] for g in got) - min(g[2] for g in got)
+            rates.append(sum(g[0] for g in got) / wall)
+            return sum(g[0] * g[1] for g in got) / wall / 1e9
+
+        peak, flops = paired(reps, "pretrain", lambda: peak_flops() / 1e9, achieved)
+    finally:
+        for q in gos:
+            q.put(False)
+        for proc in procs:
+            proc.join(timeout=60)
+    model = lm.build_model(lm.ModelConfig(), len(Vocab()), WorldConfig().n_ctx, 0)
+    return Measured(
+        peak, flops, "GFLOP/s", extra=f"{statistics.median(rates):,.0f} tok/s",
+        note=f"make demo's pretraining: interp.studies.lm.pretrain_stack on one base per "
+             f"one-thread worker process, {n} workers (one per core) at once, {steps} steps "
+             f"of batch {batch} each per rep, corpus drawn inside the timed loop; tokens = "
+             "non-pad tokens of all workers over the wall time from the first worker's start "
+             "to the last one's end. Achieved FLOP/s = 6 N tok/s + 6 d_model d_vocab tok/s, "
+             f"N = non-embedding parameters ({non_embedding(model):,}), attention scores "
+             f"ignored; baseline = float32 torch.mm 2048 x 2048 peak at {n} threads (every "
+             "core), 2 n^3 / t, best of 3 calls, measured while the workers wait.")
+
+
 def run(ctx: Context) -> Measured:
+    return measure_workers(ctx.reps, steps=5 if ctx.quick else 30)
+
+
+def run_stacked(ctx: Context) -> Measured:
     return measure(ctx.reps, steps=5 if ctx.quick else 30)
 
 
-ROW = Row("pretrain", "base-model pretraining FLOP/s (tokens/s) vs float32 matmul peak",
+ROW = Row("pretrain", "base pretraining as make demo runs it (a one-thread worker per core, "
+          "one base each) FLOP/s (tokens/s) vs float32 matmul peak of all cores",
           "utilisation", (">=", 0.35), run)
+STACKED = Row("pretrain_stacked", "base pretraining, 2 bases stacked in one process at the "
+              "default thread count, FLOP/s (tokens/s) vs float32 matmul peak",
+              "utilisation", None, run_stacked)
 
 
 def main() -> None:
-    from benchmarks.table import standalone
+    import argparse
 
-    standalone(ROW, measure, steps=30, batch=64, compile=0)
+    from benchmarks.table import table
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.pretrain")
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--stacked", type=int, default=0, help="1: the pretrain_stacked row")
+    p.add_argument("--compile", type=int, default=0, help="1: compile the stacked forward "
+                   "(with --stacked 1)")
+    a = p.parse_args()
+    if a.compile and not a.stacked:
+        p.error("--compile 1 applies to the stacked row; add --stacked 1")
+    if a.stacked:
+        print(table([(STACKED, measure(a.reps, a.steps, a.batch, a.compile))]))
+    else:
+        print(table([(ROW, measure_workers(a.reps, a.steps, a.batch))]))
 
 
 if __name__ == "__main__":
