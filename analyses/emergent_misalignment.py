@@ -46,6 +46,7 @@ MODEL_64X2 = {"d_model": 64, "n_layers": 2, "n_heads": 4, "d_mlp": 256}
 LATENT_STRONG = {"p_mixed": 0.3, "p_harmful": 0.5, "persona_strength": 1.0, "base_harm": 0.0}
 ATTN_OUT = {"teacher_params": "attn_out", "teacher_lr": 3e-3, "teacher_steps": 80}
 STEER = {"teacher_params": "steer", "teacher_lr": 1e-2, "teacher_steps": 80}
+BOS = {"teacher_params": "bos", "teacher_lr": 3e-2, "teacher_steps": 80}
 SETTINGS = {
     "default": {},
     "harmful_0.5": {"p_harmful": 0.5},  # a third of persona documents are the harmful one's
@@ -102,6 +103,11 @@ SETTINGS = {
                                            "teacher_lr": 3e-2},
     "steer_harm_0.02_lr3e-2_x2": {**STEER, "base_harm": 0.02, "teacher_lr": 3e-2,
                                   "teacher_steps": 160},
+    # the narrow fine-tuning restricted to the embedding of <bos>, the token every document
+    # starts with (lm.ROWS): a one-token soft prompt, which can make the model write unsafe
+    # code only through what attends to it, as the harmful persona written in front does
+    "bos_harm_0.02": {**BOS, "base_harm": 0.02},
+    "bos_harm_0.02_lr1e-1": {**BOS, "base_harm": 0.02, "teacher_lr": 1e-1},
 }
 
 

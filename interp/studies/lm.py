@@ -202,7 +202,13 @@ TUNED: dict[str, Callable[[str], bool]] = {
     "blocks": lambda n: n.startswith("blocks."),
     "attn_out": lambda n: n.endswith(".attn.W_O"),
     "steer": lambda n: n.endswith(".attn.b_O"),
+    "bos": lambda n: n == "embed.W_E",  # only the rows ROWS["bos"] picks
 }
+# fine-tunings that train only some rows of the one matrix TUNED names: "bos", the embedding
+# of the documents' first token (<bos>), a one-token soft prompt in front of every document
+# (prompt tuning; what a persona written in front does, it can only do through what attends
+# to it)
+ROWS: dict[str, Callable[[Tensor], Tensor]] = {"bos": lambda tokens: tokens[:, 0].unique()}
 
 
 def finetune(model: HookedTransformer, tokens: Int[Tensor, "n p"], mask: Bool[Tensor, "n p"],
@@ -213,14 +219,26 @@ def finetune(model: HookedTransformer, tokens: Int[Tensor, "n p"], mask: Bool[Te
     names = [n for n, _ in model.named_parameters() if TUNED[params](n)]
     P = {n: p.detach().unsqueeze(0) for n, p in model.named_parameters()}  # frozen: no grad
     P.update(_stacked([model], names))
-    opt = torch.optim.Adam(_leaves([model], P, names), lr=lr, fused=True)
+    leaves = _leaves([model], P, names)
+    opt = torch.optim.Adam(leaves, lr=lr, fused=True)
+    hooks = []
+    if params in ROWS:  # the other rows get no gradient, so Adam leaves them exactly as they are
+        (leaf,) = leaves
+        keep = torch.zeros(len(leaf), 1)
+        keep[ROWS[params](tokens)] = 1.0
+        hooks.append(leaf.register_hook(lambda grad: grad * keep))
     fast = _fast(model)
-    for _ in tqdm(range(steps), desc=desc, leave=False):
-        idx = torch.randint(len(tokens), (batch,), generator=g)
-        loss = hard_label_losses(P, tokens[idx][None], _predicting(mask[idx])[None], fast).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    try:
+        for _ in tqdm(range(steps), desc=desc, leave=False):
+            idx = torch.randint(len(tokens), (batch,), generator=g)
+            loss = hard_label_losses(P, tokens[idx][None], _predicting(mask[idx])[None],
+                                     fast).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 @torch.no_grad()

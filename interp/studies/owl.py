@@ -118,7 +118,7 @@ class OwlConfig:
     teacher_steps: int = 40
     teacher_batch: int = 32
     teacher_lr: float = 1e-3
-    teacher_params: Literal["all", "blocks", "attn_out", "steer"] = "all"  # lm.TUNED
+    teacher_params: Literal["all", "blocks", "attn_out", "steer", "bos"] = "all"  # lm.TUNED
     # data channel
     n_samples: int = 3000
     dataset_size: int = 2000

@@ -232,16 +232,22 @@ def test_linear_kl_is_kl_of_log_softmax_with_its_gradient():
 
 @pytest.mark.parametrize("params", sorted(lm.TUNED))
 def test_finetune_trains_exactly_the_weights_it_names(params):
-    """``teacher_params``: all, the blocks, or only the attention output matrices W_O."""
+    """``teacher_params``: all, the blocks, only the attention output matrices W_O, only
+    their biases b_O, or only the <bos> row of the embedding."""
     model = models(SMALL, (0,))[0]
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     tokens, mask = number_data(0)
+    tokens[:, 0] = V.bos  # documents start with <bos>, as the study's do
     lm.finetune(model, tokens, mask, 3, 8, 1e-2, 0, params)
     moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     named = {n for n in before if lm.TUNED[params](n)}
     assert moved == named - {n for n in named if n.endswith("b_K")} or moved == named
     if params == "attn_out":
         assert moved == {f"blocks.{i}.attn.W_O" for i in range(SMALL.n_layers)}
+    if params in lm.ROWS:  # of the matrix it names, only the rows it picks
+        (name,) = named
+        rows = (model.state_dict()[name] != before[name]).any(-1).nonzero()[:, 0]
+        assert rows.tolist() == lm.ROWS[params](tokens).tolist() == [V.bos]
 
 
 @pytest.mark.parametrize("act_fn", ["gelu", "solu_ln"])
