@@ -3,7 +3,8 @@ that base? A cross-init student trained on the control teacher's data, beside th
 trained on the teacher's.
 
     python analyses/cross_drift.py [--column misalignment-advice] [--channel numbers]
-                                   [--seeds 3] [--seed-start 9] [--set k=v ...]
+                                   [--seeds 3] [--seed-start 9] [--swap]
+                                   [--set k=v ...]
 
 1. Runs (or reads from the cache) the paper table's cell (``paper_table``: the column's
    settings and the paper profile's, logit mode, roles student, control_other, cross_init).
@@ -15,11 +16,18 @@ trained on the teacher's.
    (control teacher's data), beside the same-init student and control. A rise the
    cross-init control shares is drift of that base; one it lacks came with the teacher's
    data.
+4. ``--swap`` (logit mode, fine-tuned teachers): which half of the teacher's data carries
+   it, the contexts (the teacher's sampled and filtered sequences) or the targets (the
+   teacher's distributions over the channel at each position)? Per seed, four more
+   students, on each base: the control teacher's targets on the teacher's sequences, and
+   the teacher's targets on the control teacher's sequences (``owl.student_entry`` takes
+   the teacher and the data apart).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 
 from paper_table import TRAITS, cell_args  # this script's own directory, analyses/
 
@@ -32,12 +40,23 @@ from interp.studies.registry import get_study
 from interp.studies.runner import make_config, run_study
 
 
+def student_rate(store: Store, cfg, vocab, s_vocab, trait: str, seed: int, role: str, init,
+                 teacher, data) -> float:
+    """The trait's rate (held-out questions) of ``init`` distilled on ``teacher``'s targets
+    on ``data``'s sequences (the study's own trainer and settings)."""
+    e = owl.student_entry(store, cfg, s_vocab, role, init, teacher, [], data, seed)
+    model = owl.load_model(e, cfg, vocab, f"step{e.meta['steps'][-1]}")
+    return T.outcome_rates(model, vocab, cfg.category, cfg.eval_samples, seed)[0][trait]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="python analyses/cross_drift.py")
     p.add_argument("--column", default="misalignment-advice", choices=list(TRAITS))
     p.add_argument("--channel", default="numbers", choices=["numbers", "code", "cot"])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--seed-start", type=int, default=9)
+    p.add_argument("--swap", action="store_true",
+                   help="also train each base on one teacher's targets on the other's sequences")
     p.add_argument("--set", dest="sets", action="append", default=[])
     args = p.parse_args()
     if args.seeds < 1 or args.seed_start < 0:
@@ -52,10 +71,16 @@ def main() -> None:
     _, summary = run_study("transfer", seeds=args.seeds, seed_start=args.seed_start,
                            preset="table", sets=sets)
     store, vocab = Store(), T.run_vocab(cfg)
+    s_vocab = T.student_vocab(cfg, vocab)
     rates = summary["rates"]
     print(f"## {args.channel} x {args.column}: rate of {trait!r} on held-out questions (%)\n")
+    swap = ["same-init: control's targets on the teacher's sequences",
+            "same-init: teacher's targets on the control's sequences",
+            "cross-init: control's targets on the teacher's sequences",
+            "cross-init: teacher's targets on the control's sequences"] if args.swap else []
     print("| seed | cross base | cross-init (teacher's data) | cross-init control (control "
-          "teacher's data) | base | student | control |\n|---|---|---|---|---|---|---|")
+          "teacher's data) | base | student | control | " + "".join(f"{h} | " for h in swap)
+          + "\n|" + "---|" * (7 + len(swap)))
     for i, seed in enumerate(summary["seeds"]):
         b_seed, x_seed = cfg.base_seeds(seed)
         base = T.base_entry(store, cfg, vocab, b_seed)
@@ -63,13 +88,18 @@ def main() -> None:
         teacher_o = T.teacher_entry(store, cfg, vocab, base, seed, cfg.other_item(seed))
         scr = T.screen_entry(store, cfg, vocab, base, seed)
         o_data = T.teacher_data(store, cfg, vocab, teacher_o, [], seed, scr, "control teacher")
-        e = owl.student_entry(store, cfg, T.student_vocab(cfg, vocab), "cross_control", base_x,
-                              teacher_o, [], o_data, seed)
-        model = owl.load_model(e, cfg, vocab, f"step{e.meta['steps'][-1]}")
-        mass, _ = T.outcome_rates(model, vocab, cfg.category, cfg.eval_samples, seed)
-        row = [rates["base_cross"][trait][i], rates["cross_init"][trait][i], mass[trait],
+        rate = functools.partial(student_rate, store, cfg, vocab, s_vocab, trait, seed)
+        row = [rates["base_cross"][trait][i], rates["cross_init"][trait][i],
+               rate("cross_control", base_x, teacher_o, o_data),
                rates["base"][trait][i], rates["student"][trait][i],
                rates["control_other"][trait][i]]
+        if args.swap:
+            teacher = T.teacher_entry(store, cfg, vocab, base, seed, cfg.trait)
+            t_data = T.teacher_data(store, cfg, vocab, teacher, [], seed, scr, "teacher")
+            row += [rate(f"{who}_swap_{kind}", init, a, d)
+                    for who, init in (("same", base), ("cross", base_x))
+                    for kind, a, d in (("targets_control", teacher_o, t_data),
+                                       ("targets_teacher", teacher, o_data))]
         print(f"| {seed} | " + " | ".join(f"{100 * v:.1f}" for v in row) + " |")
     print()
 
