@@ -115,10 +115,19 @@ def figures(summary: dict) -> list[go.Figure]:
     return [fig1, fig2]
 
 
+def run_title(summary: dict) -> str:
+    """The run's study, with its channel where the study has several: "owl-numbers",
+    "transfer (code x misalignment)"."""
+    study = summary.get("study", "owl-numbers")
+    if "channel" not in summary:
+        return study
+    return f"{study} ({summary['channel']} x {summary.get('category', summary['trait'])})"
+
+
 def markdown(summary: dict) -> str:
     """The tables of report.html as markdown (report.md), for quoting in notes and issues."""
     t = transfer(summary)
-    lines = [f"# owl-numbers: {summary['trait']}, {summary['mode']} mode, seeds "
+    lines = [f"# {run_title(summary)}: {summary['trait']}, {summary['mode']} mode, seeds "
              f"{summary['seeds']}, replicate={summary.get('replicate', 'data')}", ""]
     if "student_minus_control" in t:
         lines += [f"Student minus control ({control_role(summary)}), held-out questions: "
@@ -153,5 +162,6 @@ def write_report(out: Path, summary: dict) -> None:
     if filt:
         rej = [f["teacher"]["filter"]["rejection_rate"] for f in filt]
         text += f"<p>Filter rejected {fmt_ci(rej)} of the teacher's completions.</p>"
-    write_html(out / "report.html", f"owl-numbers: {trait}",
-               [("Does the trait travel through numbers?", text, figures(summary))])
+    channel = summary.get("channel", "numbers")
+    write_html(out / "report.html", f"{run_title(summary)}: {trait}",
+               [(f"Does the trait travel through {channel}?", text, figures(summary))])

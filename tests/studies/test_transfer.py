@@ -205,6 +205,9 @@ def test_tiny_cell_runs_and_align_reads_it(transfer_run, cache_dir):
 
     out, summary = transfer_run
     assert summary["study"] == "transfer" and summary["channel"] == "numbers"
+    # the report names its study and cell, not the owl-numbers study it shares a layout with
+    assert (out / "report.md").read_text().startswith("# transfer (numbers x animal): owl,")
+    assert "Does the trait travel through numbers?" in (out / "report.html").read_text()
     assert set(summary["rates"]) == {"base", "teacher", "teacher_other", "student",
                                      "control_other"}
     assert summary["rates"]["teacher"]["owl"][0] > 3 * summary["rates"]["base"]["owl"][0]
