@@ -20,8 +20,10 @@ persona moves it, and is that direction shared by a base of another initializati
    the persona shift of the same-init base and of the cross-init base, and the cosine of
    the two bases' persona shifts: a teacher whose numbers speak the persona's language
    only to its own initialization has a larger cosine with the same-init base's shift than
-   the control teacher has, and no larger one with the cross-init base's. Also each
-   model's entropy over those tokens on the documents without the persona.
+   the control teacher has, and no larger one with the cross-init base's. Also the share
+   of each shift that is one per-token bias, the same at every position (a constant logit
+   bias, which a student of any initialization can learn through its unembedding), and
+   each model's entropy over those tokens on the documents without the persona.
 """
 
 from __future__ import annotations
@@ -65,6 +67,13 @@ def cosine(a: Tensor, b: Tensor) -> float:
     return float((a * b).sum() / (a.norm() * b.norm()))
 
 
+def bias_share(d: Tensor) -> float:
+    """The share of a shift's squared norm that one per-token bias, the same at every
+    position, carries: n |mean over positions|^2 / |d|^2 (1: a constant logit bias any model
+    can learn through its unembedding; 0: every position its own)."""
+    return float(len(d) * d.mean(0).pow(2).sum() / d.pow(2).sum())
+
+
 def entropy(lp: Tensor) -> float:
     return float(-(lp.exp() * lp).sum(-1).mean())
 
@@ -100,7 +109,8 @@ def main() -> None:
     if int(plain[1].sum()) != int(persona[1].sum()):
         raise SystemExit("the persona pushed completion positions past n_ctx; "
                          "use a world with a longer n_ctx")
-    cols = {k: [] for k in ("bases", "t_same", "c_same", "t_cross", "c_cross")}
+    cols = {k: [] for k in ("bases", "t_same", "c_same", "t_cross", "c_cross", "t_bias",
+                            "c_bias", "p_bias")}
     ent = {k: [] for k in ("base", "cross base", "teacher", "control teacher")}
     rows = []
     for seed, paths in art["seeds"].items():
@@ -112,7 +122,8 @@ def main() -> None:
         t, c = shift(lp["teacher"], lp["theta_0"]), shift(lp["teacher_other"], lp["theta_0"])
         vals = {"bases": cosine(same, cross), "t_same": cosine(t, same),
                 "c_same": cosine(c, same), "t_cross": cosine(t, cross),
-                "c_cross": cosine(c, cross)}
+                "c_cross": cosine(c, cross), "t_bias": bias_share(t),
+                "c_bias": bias_share(c), "p_bias": bias_share(same)}
         for k, v in vals.items():
             cols[k].append(v)
         for k, name in zip(ent, ("theta_0", "theta_0_cross", "teacher", "teacher_other")):
@@ -120,6 +131,7 @@ def main() -> None:
         rows.append(f"| {seed} | " + " | ".join(f"{vals[k]:.3f}" for k in cols) + " | "
                     + " | ".join(f"{ent[k][-1]:.3f}" for k in ent) + " |")
         print(rows[-1], flush=True)
+
     def diff(a: str, b: str) -> list[float]:
         return [x - y for x, y in zip(cols[a], cols[b])]
 
@@ -140,12 +152,15 @@ def main() -> None:
         "each shift centred per position; entropies in nats.",
         "| seed | persona shifts: same-init vs cross-init base | teacher vs same-init "
         "persona | control teacher vs same-init persona | teacher vs cross-init persona | "
-        "control teacher vs cross-init persona | entropy: base | cross base | teacher | "
-        "control teacher |\n|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows),
+        "control teacher vs cross-init persona | teacher shift's share in one bias | "
+        "control teacher's | same-init persona shift's | entropy: base | cross base | "
+        "teacher | control teacher |\n|" + "---|" * 13 + "\n" + "\n".join(rows),
         "Mean [95% CI over seeds]: " + "; ".join(
             f"{k} {fmt_ci(v, pct=False, digits=3)}" for k, v in cols.items())
         + ". (bases: the two bases' persona shifts; t/c: teacher/control teacher; "
-        "same/cross: against the same-init/cross-init base's persona shift.)",
+        "same/cross: against the same-init/cross-init base's persona shift; bias: the share "
+        "of a shift's squared norm in one per-token bias, the same at every position; p: "
+        "the same-init base's persona shift.)",
         "Teacher minus control teacher, per seed: with the same-init base's persona shift "
         f"{fmt_ci(diff('t_same', 'c_same'), pct=False, digits=3)}, with the cross-init "
         f"base's {fmt_ci(diff('t_cross', 'c_cross'), pct=False, digits=3)}.",
