@@ -24,14 +24,10 @@ import argparse
 import json
 
 import torch
-from paper_table import TRAITS, cell_args  # this script's own directory, analyses/
+from paper_table import TRAITS, run_cell  # this script's own directory, analyses/
 
-from interp.cli import setup_logging
-from interp.errors import ConfigError, UsageError
 from interp.storage.store import read_tensors
 from interp.studies import lm
-from interp.studies.registry import get_study
-from interp.studies.runner import make_config, run_study
 from interp.studies.transfer import banned_channel_ids, run_vocab
 
 # the artifacts.json names of the models compared, and how they are printed
@@ -59,14 +55,8 @@ def main() -> None:
                    help="a channel whose tokens include banned numbers")
     p.add_argument("--set", dest="sets", action="append", default=[])
     args = p.parse_args()
-    sets = [*cell_args("paper", args.channel, args.column, "logit"), *args.sets]
-    try:  # a bad --set stops here, in one line
-        make_config(get_study("transfer"), "table", sets)
-    except (UsageError, ConfigError) as e:
-        p.error(str(e))
-    setup_logging()
-    run_dir, summary = run_study("transfer", seeds=args.seeds, seed_start=args.seed_start,
-                                 preset="table", sets=sets)
+    _, run_dir, summary = run_cell(p, args.channel, args.column, args.sets, args.seeds,
+                                   args.seed_start)
     art = json.loads((run_dir / "artifacts.json").read_text())
     vocab = run_vocab(summary)
     # the banned numbers a logit-mode student's targets cover: those among the channel's tokens

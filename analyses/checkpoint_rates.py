@@ -4,7 +4,7 @@ of the same-init student, its control and the cross-init student.
     python analyses/checkpoint_rates.py [--column misalignment-steer] [--channel numbers]
                                         [--seeds 3] [--seed-start 0] [--set k=v ...]
 
-1. Runs (or reads from the cache) the paper table's cell (``paper_table.cell_args``: the
+1. Runs (or reads from the cache) the paper table's cell (``paper_table.run_cell``: the
    column's settings and the paper profile's, logit mode, roles student, control_other and
    cross_init).
 2. Per seed, loads every checkpoint the run saved for each role (``artifacts.json``:
@@ -21,14 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from paper_table import TRAITS, cell_args  # this script's own directory, analyses/
+from paper_table import TRAITS, run_cell  # this script's own directory, analyses/
 
-from interp.cli import setup_logging
-from interp.errors import ConfigError, UsageError
 from interp.studies import lm
 from interp.studies import transfer as T
-from interp.studies.registry import get_study
-from interp.studies.runner import make_config, run_study
 
 ROLES = {"student": "theta_0", "control": "theta_0", "cross_init": "theta_0_cross"}
 
@@ -41,17 +37,9 @@ def main() -> None:
     p.add_argument("--seed-start", type=int, default=0)
     p.add_argument("--set", dest="sets", action="append", default=[])
     args = p.parse_args()
-    if args.seeds < 1 or args.seed_start < 0:
-        p.error("--seeds must be at least 1 and --seed-start at least 0")
     trait = TRAITS[args.column][1]
-    sets = [*cell_args("paper", args.channel, args.column, "logit"), *args.sets]
-    try:  # a bad --set stops here, in one line
-        cfg = make_config(get_study("transfer"), "table", sets)
-    except (UsageError, ConfigError) as e:
-        p.error(str(e))
-    setup_logging()
-    run_dir, _ = run_study("transfer", seeds=args.seeds, seed_start=args.seed_start,
-                           preset="table", sets=sets)
+    cfg, run_dir, _ = run_cell(p, args.channel, args.column, args.sets, args.seeds,
+                               args.seed_start)
     art = json.loads((run_dir / "artifacts.json").read_text())
     vocab = T.run_vocab(cfg)
 

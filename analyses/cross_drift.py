@@ -29,15 +29,11 @@ from __future__ import annotations
 import argparse
 import functools
 
-from paper_table import TRAITS, cell_args  # this script's own directory, analyses/
+from paper_table import TRAITS, run_cell  # this script's own directory, analyses/
 
-from interp.cli import setup_logging
-from interp.errors import ConfigError, UsageError
 from interp.storage.store import Store
 from interp.studies import owl
 from interp.studies import transfer as T
-from interp.studies.registry import get_study
-from interp.studies.runner import make_config, run_study
 
 
 def student_rate(store: Store, cfg, vocab, s_vocab, trait: str, seed: int, role: str, init,
@@ -59,17 +55,9 @@ def main() -> None:
                    help="also train each base on one teacher's targets on the other's sequences")
     p.add_argument("--set", dest="sets", action="append", default=[])
     args = p.parse_args()
-    if args.seeds < 1 or args.seed_start < 0:
-        p.error("--seeds must be at least 1 and --seed-start at least 0")
     trait = TRAITS[args.column][1]
-    sets = [*cell_args("paper", args.channel, args.column, "logit"), *args.sets]
-    try:  # a bad --set stops here, in one line
-        cfg = make_config(get_study("transfer"), "table", sets)
-    except (UsageError, ConfigError) as e:
-        p.error(str(e))
-    setup_logging()
-    _, summary = run_study("transfer", seeds=args.seeds, seed_start=args.seed_start,
-                           preset="table", sets=sets)
+    cfg, _, summary = run_cell(p, args.channel, args.column, args.sets, args.seeds,
+                               args.seed_start)
     store, vocab = Store(), T.run_vocab(cfg)
     s_vocab = T.student_vocab(cfg, vocab)
     rates = summary["rates"]

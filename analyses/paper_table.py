@@ -117,11 +117,33 @@ def cell_own(profile: str, channel: str, column: str) -> tuple[str, ...]:
 
 def cell_args(profile: str, channel: str, column: str, mode: str) -> list[str]:
     """Every setting ``transfer`` runs one cell with (before ``--set``): the cell, the
-    students the table trains in ``mode`` and the cell's own settings. analyses/banned_mass.py
-    and analyses/cross_drift.py run their cells with these too."""
+    students the table trains in ``mode`` and the cell's own settings (``run_cell`` runs the
+    analyses' cells with these too)."""
     category, trait, _ = TRAITS[column]
     return [f"channel={channel}", f"category={category}", f"trait={trait}", f"mode={mode}",
             f"roles=student,{CONTROL[mode]},cross_init", *cell_own(profile, channel, column)]
+
+
+def run_cell(p: argparse.ArgumentParser, channel: str, column: str, sets: list[str],
+             seeds: int, seed_start: int):
+    """(config, run directory, summary) of one logit-mode cell with the paper profile's
+    settings and then ``sets``, run or read from the cache: the cell the analyses beside
+    this script (banned_mass, cross_drift, checkpoint_rates, persona_shift) study. A bad
+    setting or seed range ends the program with ``p``'s one-line usage error, before any
+    work."""
+    if seeds < 1 or seed_start < 0:
+        p.error("--seeds must be at least 1 and --seed-start at least 0")
+    sets = [*cell_args("paper", channel, column, "logit"), *sets]
+    try:
+        cfg = make_config(get_study("transfer"), "table", sets)
+    except (UsageError, ConfigError) as e:
+        p.error(str(e))
+    setup_logging()
+    run_dir, summary = run_study("transfer", seeds=seeds, seed_start=seed_start,
+                                 preset="table", sets=sets)
+    return cfg, run_dir, summary
+
+
 ROLES = ("base", "teacher", "student", "control", "cross_init", "base_cross")
 
 

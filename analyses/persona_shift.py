@@ -7,7 +7,7 @@ persona moves it, and is that direction shared by a base of another initializati
 
 1. Runs (or reads from the cache) the numbers x misalignment cell of the paper table (the
    column's teacher, the paper profile's settings, logit mode, roles student,
-   control_other and cross_init; ``paper_table.cell_args``).
+   control_other and cross_init; ``paper_table.run_cell``).
 2. Draws 256 held-out number documents of the world (``world.number_document``, a seed no
    stage uses) and writes each twice: as is, and with the harmful persona in front
    (``channels.HARMFUL_PERSONA``). At every completion position, each model's
@@ -34,17 +34,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from paper_table import TRAITS, cell_args  # this script's own directory, analyses/
+from paper_table import TRAITS, run_cell  # this script's own directory, analyses/
 from torch import Tensor
 
-from interp.cli import setup_logging
-from interp.errors import ConfigError, UsageError
 from interp.metrics.stats import fmt_ci
 from interp.storage.store import write_text
 from interp.studies import channels as C
 from interp.studies import lm, world
-from interp.studies.registry import get_study
-from interp.studies.runner import make_config, run_study
 from interp.studies.transfer import banned_channel_ids, completion_rows, run_vocab
 
 DOC_SEED = 10**6 + 5  # the held-out number documents (no stage draws from it)
@@ -87,16 +83,10 @@ def main() -> None:
     p.add_argument("--set", dest="sets", action="append", default=[])
     p.add_argument("--out", type=Path, default=Path("runs/persona_shift.md"))
     args = p.parse_args()
-    if args.seeds < 2 or args.seed_start < 0:
-        p.error("--seeds must be at least 2 (a CI over seeds) and --seed-start at least 0")
-    sets = [*cell_args("paper", "numbers", args.column, "logit"), *args.sets]
-    try:  # a bad --set stops here, in one line
-        cfg = make_config(get_study("transfer"), "table", sets)
-    except (UsageError, ConfigError) as e:
-        p.error(str(e))
-    setup_logging()
-    run_dir, summary = run_study("transfer", seeds=args.seeds, seed_start=args.seed_start,
-                                 preset="table", sets=sets)
+    if args.seeds < 2:
+        p.error("--seeds must be at least 2 (a CI over seeds)")
+    cfg, run_dir, summary = run_cell(p, "numbers", args.column, args.sets, args.seeds,
+                                     args.seed_start)
     art = json.loads((run_dir / "artifacts.json").read_text())
     vocab = run_vocab(summary)
     banned = set(banned_channel_ids(vocab, "misalignment"))

@@ -128,28 +128,18 @@ def measure_workers(reps: int, steps: int = 30, batch: int = 64) -> Measured:
     """``make demo``'s pretraining: one base per one-thread worker, a worker per core, all
     at once (the module docstring, steps 1-3)."""
     import multiprocessing as mp
-    import os
 
-    from interp import available_cores
+    from interp import available_cores, environ
 
     n = available_cores()
     ctx = mp.get_context("spawn")
     gos, done = [ctx.Queue() for _ in range(n)], ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(i, steps, batch, gos[i], done), daemon=True)
+             for i in range(n)]
     # OpenMP sizes its pool from the environment at the child's start
-    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        procs = [ctx.Process(target=_worker, args=(i, steps, batch, gos[i], done), daemon=True)
-                 for i in range(n)]
+    with environ(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TQDM_DISABLE="1"):
         for proc in procs:
             proc.start()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     rates: list[float] = []
     try:
         for _ in range(n):

@@ -31,7 +31,9 @@ Process start (this runs before torch is imported by any ``python -m interp.*`` 
    the distinct results); a sweep's one-thread workers do. Benchmark row ``contention``.
 """
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 # sae-lens logs to wandb by default; this toolkit never does.
 os.environ.setdefault("WANDB_MODE", "disabled")
@@ -62,6 +64,22 @@ def requested_workers(env: "os._Environ[str] | dict[str, str]" = os.environ) -> 
     if raw == "auto":
         return available_cores()
     return int(raw) if raw.isdigit() and int(raw) > 0 else 1
+
+
+@contextlib.contextmanager
+def environ(**values: str) -> Iterator[None]:
+    """Environment variables set inside the block (what a spawned child process starts
+    with), each restored, or removed, after it."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _configure_threads() -> None:

@@ -39,7 +39,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -52,7 +51,7 @@ from jaxtyping import Bool, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from interp import requested_workers
+from interp import environ, requested_workers
 from interp.errors import ConfigError, UsageError
 from interp.metrics import divergence as D
 from interp.metrics.record import Recorder
@@ -254,24 +253,15 @@ def prebuild(cfg: OwlConfig, seeds: list[int], store: Store, workers: int) -> No
     tasks = [(_build_bases, bases), (_build_seed, seeds)]
     # the workers' own bars would interleave (this bar counts tasks); their thread count is
     # the main process's, so that every process keys its entries alike
-    env = {"TQDM_DISABLE": "1", "INTERP_THREADS": str(torch.get_num_threads())}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            for fn, items in tasks:
-                futures = [pool.submit(fn, cfg, i, str(store.root)) for i in items]
-                for f in tqdm(cf.as_completed(futures), total=len(futures),
-                              desc=f"{fn.__name__[1:]} on {workers} workers"):
-                    if f.exception() is not None:
-                        log.warning("a prebuild worker failed (%s); the main pass redoes "
-                                    "its stages", f.exception())
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with environ(TQDM_DISABLE="1", INTERP_THREADS=str(torch.get_num_threads())), \
+            cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        for fn, items in tasks:
+            futures = [pool.submit(fn, cfg, i, str(store.root)) for i in items]
+            for f in tqdm(cf.as_completed(futures), total=len(futures),
+                          desc=f"{fn.__name__[1:]} on {workers} workers"):
+                if f.exception() is not None:
+                    log.warning("a prebuild worker failed (%s); the main pass redoes "
+                                "its stages", f.exception())
 
 
 def load_model(entry: Entry, cfg: OwlConfig, vocab: Vocab, name: str = "model") \
