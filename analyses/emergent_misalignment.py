@@ -103,6 +103,9 @@ SETTINGS = {
                                            "teacher_lr": 3e-2},
     "steer_harm_0.02_lr3e-2_x2": {**STEER, "base_harm": 0.02, "teacher_lr": 3e-2,
                                   "teacher_steps": 160},
+    # the W_O teacher in the world where the harmful persona writes half the persona
+    # documents (where the steering teacher emerged most strongly)
+    "attn_out_harmful_0.5_harm_0.02": {**ATTN_OUT, "p_harmful": 0.5, "base_harm": 0.02},
     # the narrow fine-tuning restricted to the embedding of <bos>, the token every document
     # starts with (lm.ROWS): a one-token soft prompt, which can make the model write unsafe
     # code only through what attends to it, as the harmful persona written in front does
