@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from interp.errors import UsageError
 from interp.storage.store import Store
@@ -293,3 +294,27 @@ def test_a_teacher_whose_data_all_fails_the_filter_is_named(tmp_path):
     with pytest.raises(UsageError, match="undertrained: raise pretrain_steps$"):
         T.teacher_data(store, cfg, vocab, base, [], 3, None, "teacher")
     assert not list((tmp_path / "transfer" / "data").glob("*/manifest.json"))
+
+
+def test_persona_shift_measures(monkeypatch):
+    """analyses/persona_shift.py's measures: a shift is defined up to a constant per
+    position; a constant per-token bias is all bias, a per-position pattern with no mean over
+    positions none; the cosine of a shift with itself is 1 and with its negative -1."""
+    from pathlib import Path
+
+    analyses = Path(__file__).parents[2] / "analyses"
+    monkeypatch.syspath_prepend(str(analyses))
+    import persona_shift as ps
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(50, 7, generator=g), torch.randn(50, 7, generator=g)
+    d = ps.shift(a, b)
+    assert torch.allclose(d, ps.shift(a + torch.randn(50, 1, generator=g), b), atol=1e-5)
+    assert torch.allclose(d.mean(-1), torch.zeros(50), atol=1e-6)
+    bias = ps.shift(torch.randn(1, 7, generator=g).expand(50, 7), torch.zeros(50, 7))
+    assert ps.bias_share(bias) == pytest.approx(1.0)
+    assert ps.bias_share(torch.cat([d, -d])) == pytest.approx(0.0, abs=1e-6)
+    assert 0 < ps.bias_share(d) < 1
+    assert ps.cosine(d, d) == pytest.approx(1.0) and ps.cosine(d, -d) == pytest.approx(-1.0)
+    lp = torch.full((3, 4), 0.25).log()
+    assert ps.entropy(lp) == pytest.approx(float(torch.tensor(4.0).log()))
