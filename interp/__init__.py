@@ -18,9 +18,10 @@ Process start (this runs before torch is imported by any ``python -m interp.*`` 
    stages on that many processes (the owl-numbers study: the bases, then one seed's chain
    per worker); every process of such a run, the main one included, then gets
    ``cores // workers`` threads unless ``INTERP_THREADS`` says otherwise, so that all of them
-   key their cache entries alike. ``make demo`` sets it to the cores available: on two
-   cores, two one-thread processes do about twice the work of one two-thread process on
-   these tiny models (``benchmarks/coldstart.py``).
+   key their cache entries alike. ``make demo`` sets it to 3 (one per seed of the default
+   study; on two cores each process gets one thread): two one-thread processes, a base
+   each, pretrain about 1.4 times as fast as one two-thread process with both bases
+   stacked (rows ``pretrain`` and ``pretrain_stacked`` of ``benchmarks/pretrain.py``).
 2. Waiting threads sleep (``OMP_WAIT_POLICY=PASSIVE`` unless set). With OpenMP's default
    spin-waiting, a run whose threads share a core with another busy process spends most of
    its time spinning at barriers (measured: base pretraining about 25x slower while one
