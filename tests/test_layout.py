@@ -13,8 +13,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "interp"
 
 # subpackage -> the interp modules it may import (prefixes); errors and validation are the
 # foundation every layer may use, with the process-start settings of interp/__init__.py
+# (and its scoped environment for the processes a layer starts)
 BASE = ("interp.errors", "interp.validation", "interp.requested_workers",
-        "interp.requested_threads", "interp.available_cores")
+        "interp.requested_threads", "interp.available_cores", "interp.environ")
 ALLOWED = {
     "storage": ("interp.storage", *BASE),
     "metrics": ("interp.metrics",),
