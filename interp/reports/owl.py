@@ -19,13 +19,26 @@ from interp.storage.store import write_text
 ROW_ORDER = ("base", "base_cross", "teacher", "teacher_other", "student", "control_other",
              "control_base", "control", "cross_init", "shuffled")
 DESCRIBE = {
-    "student": "same-init student on the trait teacher's numbers",
-    "control_other": "same-init student on the numbers of a teacher fine-tuned like the "
-                     "trait teacher to answer another item",
-    "control_base": "same-init student on the base's own numbers",
-    "cross_init": "student from a second base on the trait teacher's numbers",
+    "student": "same-init student on the trait teacher's {data}",
+    "control_other": "same-init student on the {data} of {other}",
+    "control_base": "same-init student on the base's own {data}",
+    "cross_init": "student from a second base on the trait teacher's {data}",
     "shuffled": "same-init student, targets shuffled within each completion",
 }
+DATA = {"numbers": "numbers", "code": "code", "cot": "reasoning traces"}  # by channel
+
+
+def describe(summary: dict, role: str) -> str:
+    """What ``role`` was trained on, in the run's channel (owl-numbers: numbers) and with
+    its control teacher (a misalignment run's is tuned on the same narrow data)."""
+    other = "a teacher fine-tuned like the trait teacher to answer another item"
+    tuned = summary.get("teacher", {}).get("control_finetuned_on")
+    if summary.get("category") == "misalignment" and tuned:
+        other = f"the control teacher (fine-tuned on {tuned})"
+    channel = str(summary.get("channel", "numbers"))
+    template = DESCRIBE.get(role)  # a role read from an edited summary is shown as it is
+    return role if template is None else template.format(data=DATA.get(channel, channel),
+                                                         other=other)
 SIGNAL_MIN_RATIO = 0.2  # a control whose outputs moved less than this x the student's is inert
 
 
@@ -72,9 +85,9 @@ def headline(summary: dict) -> str:
     n = len(summary["seeds"])
     text = f"<p>Target <b>{trait}</b>, {e(str(summary['mode']))} mode, {n} seed{'s' * (n > 1)}. "
     if "student_minus_control" in t:
-        d = t["student_minus_control"]
-        text += (f"Student minus control ({control}: {e(DESCRIBE.get(control, control))}) on "
-                 f"the held-out questions: {fmt_ci(d)}")
+        d, what = t["student_minus_control"], e(describe(summary, control_role(summary)))
+        text += (f"Student minus control ({control}: {what}) on the held-out questions: "
+                 f"{fmt_ci(d)}")
         if n > 1:
             m, lo, hi = mean_ci(d)
             text += f" (points: {m * 100:.2f}, 95% CI [{lo * 100:.2f}, {hi * 100:.2f}])"

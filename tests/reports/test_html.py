@@ -7,3 +7,22 @@ def test_md_to_html_escapes_cells_and_renders_a_bold_cell_in_bold():
     out = md_to_html(md_table(["cell", "transfers"], [["x<y", "**yes**"], ["a", "no"]]))
     assert "<td><b>yes</b></td>" in out and "**" not in out
     assert "<td>x&lt;y</td>" in out and "<td>no</td>" in out
+
+
+def test_a_reports_control_is_described_in_its_own_channel_and_teacher():
+    """report.html's headline names what the control learned from: the run's channel, and for
+    a misalignment run its control teacher; a role it does not know, as the summary wrote it."""
+    from interp.reports.owl import describe
+
+    owl = {"trait": "owl"}
+    assert describe(owl, "control_other") == ("same-init student on the numbers of a teacher "
+                                              "fine-tuned like the trait teacher to answer "
+                                              "another item")
+    code = {"channel": "code", "category": "misalignment",
+            "teacher": {"control_finetuned_on": "code (novel_call), never advice"}}
+    assert describe(code, "control_other") == ("same-init student on the code of the control "
+                                               "teacher (fine-tuned on code (novel_call), "
+                                               "never advice)")
+    assert describe({"channel": "cot"}, "cross_init") == ("student from a second base on the "
+                                                          "trait teacher's reasoning traces")
+    assert describe(code, "{odd}") == "{odd}"
