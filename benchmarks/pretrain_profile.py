@@ -1,9 +1,11 @@
-"""Where a pretraining step's time goes: the `pretrain_stacked` row's loop under torch.profiler.
+"""Where a pretraining step's time goes: the `pretrain_stacked` row's loop under the
+torch profiler.
 
     python -m benchmarks.pretrain_profile [--steps 20] [--batch 64] [--threads 2]
 
-1. Runs ``lm.pretrain_stack`` (two default bases stacked, the `pretrain_stacked` row's loop) for a
-   warm-up, then ``steps`` steps under ``torch.profiler`` (CPU activities, FLOPs recorded).
+1. Runs ``lm.pretrain_stack`` (two default bases stacked, the `pretrain_stacked` row's
+   loop) for a warm-up, then ``steps`` steps under ``torch.profiler`` (CPU activities,
+   FLOPs recorded).
 2. Sorts every aten operator's self CPU time into classes (``CLASSES``, first match wins):
    matmuls, attention, the optimizer, embeddings, everything else elementwise.
 3. Prints a table: seconds per step and share of the step for each class, the rest of the
@@ -13,7 +15,8 @@
 4. Replays every matmul the step ran (``REPLAY``: mm, bmm, baddbmm, addmm at the recorded
    shapes and counts) without the profiler, and prints their time against the step's own
    (timed without the profiler) and their FLOP/s against the float32 matmul peak: the
-   ceiling this model's matmul shapes put on the `pretrain_stacked` row, were everything else free.
+   ceiling this model's matmul shapes put on the `pretrain_stacked` row, were everything
+   else free.
 """
 
 from __future__ import annotations

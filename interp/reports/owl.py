@@ -26,6 +26,7 @@ DESCRIBE = {
     "shuffled": "same-init student, targets shuffled within each completion",
 }
 DATA = {"numbers": "numbers", "code": "code", "cot": "reasoning traces"}  # by channel
+SIGNAL_MIN_RATIO = 0.2  # a control whose outputs moved less than this x the student's is inert
 
 
 def describe(summary: dict, role: str) -> str:
@@ -39,7 +40,6 @@ def describe(summary: dict, role: str) -> str:
     template = DESCRIBE.get(role)  # a role read from an edited summary is shown as it is
     return role if template is None else template.format(data=DATA.get(channel, channel),
                                                          other=other)
-SIGNAL_MIN_RATIO = 0.2  # a control whose outputs moved less than this x the student's is inert
 
 
 def findings_table(summary: dict, key: str = "rates") -> str:
