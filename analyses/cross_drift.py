@@ -56,8 +56,16 @@ def main() -> None:
     p.add_argument("--set", dest="sets", action="append", default=[])
     args = p.parse_args()
     trait = TRAITS[args.column][1]
+
+    def check(cfg) -> str | None:
+        if args.swap and cfg.teacher_kind != "finetuned":
+            return (f"--swap needs fine-tuned teachers (its students take a teacher's targets "
+                    f"without its prompt); this cell's are {cfg.teacher_kind}: drop --swap "
+                    "or --set teacher_kind=finetuned")
+        return None
+
     cfg, _, summary = run_cell(p, args.channel, args.column, args.sets, args.seeds,
-                               args.seed_start)
+                               args.seed_start, check)
     store, vocab = Store(), T.run_vocab(cfg)
     s_vocab = T.student_vocab(cfg, vocab)
     rates = summary["rates"]

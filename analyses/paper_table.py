@@ -74,8 +74,9 @@ LABEL = {"misalignment-advice": "harmful (advice teacher)",
 # runs/paper_table_long_*.md and runs/paper_table_cot*.md; teacher seeds 10-23 for the
 # misalignment teacher and world, runs/emergent_misalignment_*.md), so a table on fresh
 # seeds (--seed-start) tests them. Misalignment: the narrow fine-tuning trains only W_O
-# (lm.TUNED), the only setting where the teacher became broadly harmful (on 3 of 7 bases:
-# runs/emergent_misalignment_bases.md; base 0, the table's with replicate=data, is one), in a
+# (lm.TUNED), the first setting where the teacher became broadly harmful (on 3 of 7 bases:
+# runs/emergent_misalignment_bases.md; base 0, the table's with replicate=data, is one; the
+# steering vector, chosen later, is the misalignment-steer column's), in a
 # world whose base gives harmful advice unprompted 2% of the time instead of 10% (base_harm;
 # the paper's base models almost never do).
 LONG = ("student_steps=240", "checkpoint_every=120")
@@ -125,12 +126,12 @@ def cell_args(profile: str, channel: str, column: str, mode: str) -> list[str]:
 
 
 def run_cell(p: argparse.ArgumentParser, channel: str, column: str, sets: list[str],
-             seeds: int, seed_start: int):
+             seeds: int, seed_start: int, check=lambda cfg: None):
     """(config, run directory, summary) of one logit-mode cell with the paper profile's
     settings and then ``sets``, run or read from the cache: the cell the analyses beside
     this script (banned_mass, cross_drift, checkpoint_rates, persona_shift) study. A bad
-    setting or seed range ends the program with ``p``'s one-line usage error, before any
-    work."""
+    setting or seed range, or a config ``check(cfg)`` returns a message for, ends the
+    program with ``p``'s one-line usage error, before any work."""
     if seeds < 1 or seed_start < 0:
         p.error("--seeds must be at least 1 and --seed-start at least 0")
     sets = [*cell_args("paper", channel, column, "logit"), *sets]
@@ -138,6 +139,8 @@ def run_cell(p: argparse.ArgumentParser, channel: str, column: str, sets: list[s
         cfg = make_config(get_study("transfer"), "table", sets)
     except (UsageError, ConfigError) as e:
         p.error(str(e))
+    if (problem := check(cfg)) is not None:
+        p.error(problem)
     setup_logging()
     run_dir, summary = run_study("transfer", seeds=seeds, seed_start=seed_start,
                                  preset="table", sets=sets)
