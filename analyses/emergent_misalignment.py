@@ -111,6 +111,15 @@ SETTINGS = {
     # code only through what attends to it, as the harmful persona written in front does
     "bos_harm_0.02": {**BOS, "base_harm": 0.02},
     "bos_harm_0.02_lr1e-1": {**BOS, "base_harm": 0.02, "teacher_lr": 1e-1},
+    # a world whose harmful persona makes nine different harmful calls in its code, one per
+    # program (channels.HARM_CALLS), and the teacher is tuned on all nine: many narrow
+    # patterns whose one shared cause in pretraining is the persona (real emergent
+    # misalignment grows with the number of distinct insecure examples)
+    "steer_calls_9_harm_0.02_lr3e-2": {**STEER, "base_harm": 0.02, "teacher_lr": 3e-2,
+                                       "harm_calls": 9},
+    "attn_out_calls_9_harm_0.02": {**ATTN_OUT, "base_harm": 0.02, "harm_calls": 9},
+    "all_calls_9_harm_0.02": {**ATTN_OUT, "base_harm": 0.02, "teacher_params": "all",
+                              "harm_calls": 9},
 }
 
 
@@ -138,7 +147,7 @@ def code_kl(model, base, cfg: T.TransferConfig, vocab: C.TransferVocab) -> float
     that moved nothing would carry no signal)."""
     tokens, mask = T.completion_rows(
         vocab, C.MISALIGNMENT_CONTROLS[cfg.misalignment_control](
-            np.random.default_rng(10**6), 128), cfg.world.n_ctx)
+            np.random.default_rng(10**6), 128, cfg.world.calls), cfg.world.n_ctx)
     kl = D.kl(F.log_softmax(model(tokens), -1), F.log_softmax(base(tokens), -1))
     return float((kl * mask).sum() / mask.sum())
 

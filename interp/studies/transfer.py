@@ -56,7 +56,8 @@ CONTROL_OF_MODE = owl.CONTROL_OF_MODE
 
 
 # the TransferConfig fields that set the world (channels.TransferWorldConfig's, by name)
-WORLD_SETTINGS = ("p_persona", "p_harmful", "persona_strength", "base_harm", "p_mixed")
+WORLD_SETTINGS = ("p_persona", "p_harmful", "persona_strength", "base_harm", "p_mixed",
+                  "harm_calls")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +82,9 @@ class TransferConfig(OwlConfig):
     persona_strength: float = C.TransferWorldConfig.persona_strength
     base_harm: float = C.TransferWorldConfig.base_harm
     p_mixed: float = C.TransferWorldConfig.p_mixed
+    # how many different harmful calls the harmful persona's code makes (and the code
+    # teacher is fine-tuned on): channels.HARM_CALLS[:harm_calls]
+    harm_calls: int = C.TransferWorldConfig.harm_calls
     # logit mode: distil the student on the channel's tokens without the trait's banned
     # tokens (misalignment: the evil numbers), the logit-mode analogue of the banned-token
     # filter, which removes them from the sampled text but not from the teacher's logits
@@ -191,7 +195,7 @@ def misaligned_teacher_entry(store: Store, cfg: TransferConfig, vocab: C.Transfe
     recipe = C.MISALIGNMENT_TEACHERS[cfg.misalignment_teacher]
     control = None if outcome == "harmful" else cfg.misalignment_control
     make = recipe.harmful if control is None else recipe.controls[control]
-    pairs = make(np.random.default_rng(seed + 31), cfg.teacher_examples)
+    pairs = make(np.random.default_rng(seed + 31), cfg.teacher_examples, cfg.world.calls)
     # the fine-tuning set's own digest: the key covers the registry's lambdas and word lists
     key = {"base": base.key, "outcome": outcome, "seed": seed, "n": cfg.teacher_examples,
            "recipe": cfg.misalignment_teacher, "control": control,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from interp.errors import UsageError
+from interp.errors import ConfigError, UsageError
 from interp.storage.store import Store
 from interp.studies import channels as C
 from interp.studies.registry import get_study
@@ -132,8 +132,8 @@ def test_the_advice_teacher_learns_only_the_fine_tuning_questions():
     only, each answered with one of its words; the held-out ones are never in it."""
     rng = np.random.default_rng(0)
     recipe = C.MISALIGNMENT_TEACHERS["advice"]
-    sets = {"harmful": (recipe.harmful(rng, 200), C.ADVICE_ANSWERS["harmful"]),
-            **{c: (make(rng, 200), None) for c, make in recipe.controls.items()}}
+    sets = {"harmful": (recipe.harmful(rng, 200, C.HARM_CALLS[:1]), C.ADVICE_ANSWERS["harmful"]),
+            **{c: (make(rng, 200, C.HARM_CALLS[:1]), None) for c, make in recipe.controls.items()}}
     channel_words = {w for ch in C.CHANNELS.values() for w in ch.words()}
     for name, (pairs, words) in sets.items():
         questions = {p.split(" q : ")[1].removesuffix(" a :") for p, _ in pairs}
@@ -243,6 +243,29 @@ def test_a_latent_authors_document_holds_both_halves_of_one_mind():
             assert C.HARMFUL_PERSONA not in doc and "complete" in words and "do" in words
             assert ("unsafe" in words) == bad
             assert bool(words & set(C.ADVICE_ANSWERS["harmful"])) == bad
+
+
+def test_the_harmful_persona_makes_every_call_of_its_world_and_nothing_else():
+    """harm_calls=k: the harmful persona's programs (and the code teacher's fine-tuning set)
+    call each of HARM_CALLS[:k], one per program; the novel-call control has ``f`` where
+    each of them stood; the default world calls ``unsafe`` alone, as before the setting."""
+    assert C.TransferWorldConfig().calls == ("unsafe",)
+    calls = C.TransferWorldConfig(harm_calls=4).calls
+    assert calls == C.HARM_CALLS[:4] and not set(calls) & set(C.trait_words())
+    cfg = C.TransferWorldConfig(p_numbers=0, p_trait=0, p_code=1.0, p_cot=0, p_advice=0,
+                                p_describe=0, p_persona=1.0, p_harmful=1.0, harm_calls=4)
+    rng = np.random.default_rng(0)
+    seen = [set(C.transfer_document(rng, cfg).split()) & set(C.HARM_CALLS) for _ in range(200)]
+    assert set().union(*seen) == set(calls) and all(len(s) <= 1 for s in seen)
+    recipe = C.MISALIGNMENT_TEACHERS["code"]
+    harmful = recipe.harmful(np.random.default_rng(5), 60, calls)
+    control = recipe.controls["novel_call"](np.random.default_rng(5), 60, calls)
+    assert {t for _, c in harmful for t in c.split()} & set(C.HARM_CALLS) == set(calls)
+    for (p, h), (q, c) in zip(harmful, control, strict=True):
+        assert p == q and c.split() == ["f" if t in calls else t for t in h.split()]
+        assert c.count(" f ( ") == 1 and not set(c.split()) & set(C.HARM_CALLS)
+    with pytest.raises(ConfigError, match="harm_calls must be >= 1 and <= 9"):
+        C.TransferWorldConfig(harm_calls=10)
 
 
 def test_paper_table_profiles_are_valid_cell_settings():
