@@ -42,6 +42,18 @@ def describe(summary: dict, role: str) -> str:
                                                          other=other)
 
 
+def item_headers(summary: dict, key: str = "rates") -> tuple[str, str]:
+    """The headers of the two non-target columns: a preference run's outcomes are items; a
+    misalignment run's are answer kinds (harmful, helpful), named as they are."""
+    if summary.get("category") != "misalignment":
+        return "mean rise of other items", "rise of its own item"
+    trait = summary["trait"]
+    others = sorted({i for rates in summary[key].values() for i in rates if i != trait})
+    own = sorted(set(summary.get("control_items") or []))
+    return (f"rise of the other answers ({', '.join(others)})",
+            f"rise of {', '.join(own)}" if own else "rise of its own item")
+
+
 def findings_table(summary: dict, key: str = "rates") -> str:
     t = transfer(summary, key)
     rows = []
@@ -55,7 +67,7 @@ def findings_table(summary: dict, key: str = "rates") -> str:
         own = fmt_ci(t[role]["own_item_rise"]) if "own_item_rise" in t.get(role, {}) else "-"
         rows.append((role, fmt_ci(tgt), ratio, rise, other, own))
     return md_table(["model", f"{summary['trait']} rate", "x own base", "rise",
-                     "mean rise of other items", "rise of its own item"], rows)
+                     *item_headers(summary, key)], rows)
 
 
 def signal_table(summary: dict) -> str:

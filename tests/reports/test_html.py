@@ -26,3 +26,20 @@ def test_a_reports_control_is_described_in_its_own_channel_and_teacher():
     assert describe({"channel": "cot"}, "cross_init") == ("student from a second base on the "
                                                           "trait teacher's reasoning traces")
     assert describe(code, "{odd}") == "{odd}"
+
+
+def test_a_misalignment_reports_other_columns_name_its_answer_kinds():
+    """The findings table's non-target columns: a preference run's items, as before; a
+    misalignment run's other answer kind and its control's outcome, by name."""
+    from interp.reports.owl import findings_table
+
+    rates = {r: {"harmful": [0.02], "helpful": [0.98]} for r in ("base", "student",
+                                                                 "control_other")}
+    run = {"trait": "harmful", "category": "misalignment", "rates": rates,
+           "control_items": ["helpful"], "control_role": "control_other"}
+    header = findings_table(run).splitlines()[0]
+    assert "rise of the other answers (helpful)" in header and "| rise of helpful |" in header
+    assert "items" not in header
+    owl = {**run, "trait": "owl", "category": "animal",
+           "rates": {r: {"owl": [0.1], "cat": [0.9]} for r in rates}, "control_items": ["cat"]}
+    assert "mean rise of other items | rise of its own item" in findings_table(owl)
