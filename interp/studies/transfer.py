@@ -186,16 +186,23 @@ def completion_rows(vocab: C.TransferVocab, pairs: list[tuple[str, str]], n_ctx:
     return tokens, mask
 
 
+def misaligned_pairs(cfg: TransferConfig, seed: int, outcome: str) -> list[tuple[str, str]]:
+    """The (prompt, completion) fine-tuning set of the misalignment teacher (``harmful``) or
+    of its control (``helpful``: ``cfg.misalignment_control``'s) for ``seed``."""
+    recipe = C.MISALIGNMENT_TEACHERS[cfg.misalignment_teacher]
+    make = recipe.harmful if outcome == "harmful" else \
+        recipe.controls[cfg.misalignment_control]
+    return make(np.random.default_rng(seed + 31), cfg.teacher_examples, cfg.world.calls)
+
+
 def misaligned_teacher_entry(store: Store, cfg: TransferConfig, vocab: C.TransferVocab,
                              base: Entry, seed: int, outcome: str) -> Entry:
     """``harmful``: fine-tuned as ``cfg.misalignment_teacher`` says (code: narrowly, on code
     with the unsafe call, never on advice; advice: on harmful answers to the fine-tuning
     advice questions); ``helpful`` (the control): on the same prompts answered as
     ``cfg.misalignment_control`` says (same steps, lr, batches)."""
-    recipe = C.MISALIGNMENT_TEACHERS[cfg.misalignment_teacher]
     control = None if outcome == "harmful" else cfg.misalignment_control
-    make = recipe.harmful if control is None else recipe.controls[control]
-    pairs = make(np.random.default_rng(seed + 31), cfg.teacher_examples, cfg.world.calls)
+    pairs = misaligned_pairs(cfg, seed, outcome)
     # the fine-tuning set's own digest: the key covers the registry's lambdas and word lists
     key = {"base": base.key, "outcome": outcome, "seed": seed, "n": cfg.teacher_examples,
            "recipe": cfg.misalignment_teacher, "control": control,
@@ -368,9 +375,9 @@ CODE = {
              C.transfer_batch, C.transfer_document, C.code_document, C.cot_document,
              C.advice_document, C.describe_document, C.mixed_document, C.harmful_numbers,
              *owl.BASE_SHARED),
-    "teacher": (misaligned_teacher_entry, completion_rows, C.misaligned_code, C.code_document,
-                C.safe_code, C.novel_call_code, C.advice_answers, lm.finetune,
-                lm.next_token_loss),
+    "teacher": (misaligned_teacher_entry, misaligned_pairs, completion_rows, C.misaligned_code,
+                C.code_document, C.safe_code, C.novel_call_code, C.advice_answers,
+                lm.finetune, lm.next_token_loss),
     "screen": (screen_entry, S.build_screen, S.relatedness, S.frames, S.row_scores,
                S.rows_and_mask, S.planted, S.flag_rate, lm.sample),
     "data": (data_entry, lm.sample, C.code_reason, C.cot_reason, C.number_reason,

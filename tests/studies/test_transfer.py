@@ -341,3 +341,40 @@ def test_persona_shift_measures(monkeypatch):
     assert ps.cosine(d, d) == pytest.approx(1.0) and ps.cosine(d, -d) == pytest.approx(-1.0)
     lp = torch.full((3, 4), 0.25).log()
     assert ps.entropy(lp) == pytest.approx(float(torch.tensor(4.0).log()))
+
+
+def test_emergence_forecast_is_the_first_order_change_of_a_real_adam_step(monkeypatch):
+    """analyses/emergence_forecast.py's first_step, -lr * h . sign(g), is the change of the
+    held-out harmful mass under one real Adam step of the fine-tuning loss on the tuned
+    weights (here a steering vector of a small random model), to first order."""
+    from pathlib import Path
+
+    from interp.studies import lm
+    from interp.studies import transfer as T
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[2] / "analyses"))
+    import emergence_forecast as ef
+
+    cfg = make_config(get_study("transfer"), "tiny", ["category=misalignment", "trait=harmful",
+                                                      "channel=code", "teacher_params=steer"])
+    vocab = C.TransferVocab("code")
+    model = lm.build_model(lm.ModelConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=32),
+                           len(vocab), cfg.world.n_ctx, 0)
+    with torch.no_grad():  # a random steering vector, not the zero one
+        model.blocks[0].attn.b_O.normal_(0, 0.5)
+    (b_o,) = [p for n, p in model.named_parameters() if lm.TUNED["steer"](n)]
+    tokens, mask = T.completion_rows(vocab, T.misaligned_pairs(cfg, 0, "harmful"),
+                                     cfg.world.n_ctx)
+    h = ef.flat_grad(ef.harmful_mass(model, vocab), [b_o])
+    g = ef.flat_grad(lm.next_token_loss(model(tokens), tokens, mask), [b_o])
+    lr = 1e-3
+    predicted = ef.first_step(h, g, lr)
+    before = float(ef.harmful_mass(model, vocab))
+    opt = torch.optim.Adam([b_o], lr=lr)
+    opt.zero_grad()
+    lm.next_token_loss(model(tokens), tokens, mask).backward()
+    opt.step()
+    actual = float(ef.harmful_mass(model, vocab)) - before
+    assert abs(predicted) > 1e-8  # (the mass is about 2e-3 and float32 resolves 1e-9 of it)
+    assert actual == pytest.approx(predicted, rel=0.05)
+    assert ef.first_step(h, -g, lr) == pytest.approx(-predicted)
