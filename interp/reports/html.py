@@ -6,6 +6,7 @@ and markdown tables. Owns the page format every report uses. Imports only
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,14 +55,17 @@ def write_html(path: Path, title: str, sections: list[tuple[str, str, list[go.Fi
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
+    """A markdown table; a ``|`` inside a cell is escaped (``\\|``), so it stays one cell."""
+    def line(cells: Sequence[object]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), "|" + "---|" * len(header), *map(line, rows)])
 
 
 def md_to_html(table: str) -> str:
     """A markdown table (as md_table writes it) as an HTML table."""
-    rows = [ln.strip("|").split("|") for ln in table.splitlines() if not ln.startswith("|---")]
+    rows = [[c.replace("\\|", "|") for c in re.split(r"(?<!\\)\|", ln.strip("|"))]
+            for ln in table.splitlines() if not ln.startswith("|---")]
     head = "".join(f"<th>{_cell(c)}</th>" for c in rows[0])
     body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in r) + "</tr>"
                    for r in rows[1:])

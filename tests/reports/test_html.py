@@ -9,6 +9,16 @@ def test_md_to_html_escapes_cells_and_renders_a_bold_cell_in_bold():
     assert "<td>x&lt;y</td>" in out and "<td>no</td>" in out
 
 
+def test_a_pipe_inside_a_cell_stays_in_its_cell():
+    """(The signal tables' header "KL(model || its base)" once split into three columns.)"""
+    table = md_table(["role", "KL(model || its base)", "x"], [["a|b", "1", "2"]])
+    assert all(ln.count("|") - ln.count("\\|") == 4 for ln in table.splitlines()
+               if not ln.startswith("|---"))
+    out = md_to_html(table)
+    assert out.count("<th>") == 3 and "<th>KL(model || its base)</th>" in out
+    assert out.count("<td>") == 3 and "<td>a|b</td>" in out
+
+
 def test_a_reports_control_is_described_in_its_own_channel_and_teacher():
     """report.html's headline names what the control learned from: the run's channel, and for
     a misalignment run its control teacher; a role it does not know, as the summary wrote it."""
