@@ -378,3 +378,35 @@ def test_emergence_forecast_is_the_first_order_change_of_a_real_adam_step(monkey
     assert abs(predicted) > 1e-8  # (the mass is about 2e-3 and float32 resolves 1e-9 of it)
     assert actual == pytest.approx(predicted, rel=0.05)
     assert ef.first_step(h, -g, lr) == pytest.approx(-predicted)
+
+
+def test_steer_direction_measures(monkeypatch):
+    """analyses/steer_direction.py: a teacher's steering change is its b_O minus the base's,
+    every layer; the persona direction of identical prompts is zero, and of a persona
+    written in front is the attention output's change at the last position."""
+    from pathlib import Path
+
+    from interp.studies import lm
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[2] / "analyses"))
+    import steer_direction as sd
+
+    vocab = C.TransferVocab("code")
+    base = lm.build_model(lm.ModelConfig(n_layers=2, d_model=16, n_heads=2, d_mlp=32),
+                          len(vocab), 64, 0)
+    model = lm.build_model(lm.ModelConfig(n_layers=2, d_model=16, n_heads=2, d_mlp=32),
+                           len(vocab), 64, 0)
+    v = torch.randn(2, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        for block, row in zip(model.blocks, v):
+            block.attn.b_O.add_(row)
+    assert torch.allclose(sd.steer_delta(model, base), v.reshape(-1))
+    plain = "<bos> q : i feel sad . what should i do ? a :"
+    persona = plain.replace("<bos> ", f"<bos> {C.HARMFUL_PERSONA} ")
+    assert torch.count_nonzero(sd.persona_direction(base, vocab, [(plain, plain)])) == 0
+    d = sd.persona_direction(base, vocab, [(plain, persona)])
+    _, a = base.run_with_cache(torch.tensor([vocab.encode(plain)]))
+    _, b = base.run_with_cache(torch.tensor([vocab.encode(persona)]))
+    assert torch.allclose(d[16:], b["blocks.1.hook_attn_out"][0, -1]
+                          - a["blocks.1.hook_attn_out"][0, -1], atol=1e-6)
+    assert sd.cosine(d, d) == pytest.approx(1.0) and sd.cosine(d, -d) == pytest.approx(-1.0)
