@@ -19,24 +19,24 @@ The same cached teachers as emergent_misalignment.py and emergence_forecast.py.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import torch
-from emergence_forecast import permutation_p  # this script's own directory
-from emergent_misalignment import SETTINGS, config, harmful
+from emergence_forecast import (  # this script's own directory
+    base_of,
+    emergence,
+    parse_args,
+    permutation_p,
+    teachers,
+)
+from emergent_misalignment import SETTINGS, harmful
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.cli import setup_logging
 from interp.metrics.circuits import spearman
-from interp.metrics.stats import fmt_ci, mean_ci
+from interp.metrics.stats import fmt_ci
 from interp.reports.html import md_table
 from interp.storage.store import Store, write_text
 from interp.studies import channels as C
-from interp.studies import owl
-from interp.studies import transfer as T
 from interp.studies.world import question_prompt
 
 
@@ -68,26 +68,10 @@ def cosine(a: Tensor, b: Tensor) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--settings", default="steer_harm_0.02_lr3e-2")
-    p.add_argument("--bases", default="0,7,8,9,3000,4000,5000,6000,7000,8000,9000,10000,11000")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--seed-start", type=int, default=20)
-    p.add_argument("--out", type=Path, default=Path("runs/steer_direction.md"))
-    args = p.parse_args()
-    valid = [n for n, s in SETTINGS.items() if s.get("teacher_params") == "steer"]
-    names = args.settings.split(",")
-    for name in names:
-        if name not in valid:
-            raise SystemExit(f"setting {name!r} is not a steering teacher's; valid: "
-                             f"{', '.join(valid)}")
-    try:
-        bases = [int(b) for b in args.bases.split(",")]
-    except ValueError:
-        raise SystemExit(f"--bases takes comma-separated integer seeds, got {args.bases!r}") \
-            from None
-    setup_logging()
-    torch.set_num_threads(1)
+    args, names, bases = parse_args(
+        "steer_harm_0.02_lr3e-2", "runs/steer_direction.md",
+        [n for n, s in SETTINGS.items() if s.get("teacher_params") == "steer"],
+        "a steering teacher's")
     store, rows, summary = Store(), [], []
     seeds = range(args.seed_start, args.seed_start + args.seeds)
     rng = np.random.default_rng(0)
@@ -99,25 +83,16 @@ def main() -> None:
     for name in names:
         per_base = {"advice": [], "code": [], "outcome": [], "emerges": []}
         for base_seed in bases:
-            cfg = config({**SETTINGS[name], "base_seed": base_seed})
-            vocab = C.TransferVocab(cfg.channel)
-            base_entry = T.base_entry(store, cfg, vocab, cfg.base_seeds(0)[0])
-            base = owl.load_model(base_entry, cfg, vocab)
-            b = harmful(base, cfg, vocab, 0)
+            cfg, vocab, entry, base, b = base_of(store, name, base_seed)
             dirs = {k: persona_direction(base, vocab, v) for k, v in prompts.items()}
             cos = {k: {"harmful": [], "helpful": []} for k in dirs}
             rates = {"harmful": [], "helpful": []}
-            for s in seeds:
-                for o in ("harmful", "helpful"):
-                    model = owl.load_model(T.teacher_entry(store, cfg, vocab, base_entry, s, o),
-                                           cfg, vocab)
-                    rates[o].append(harmful(model, cfg, vocab, s))
-                    delta = steer_delta(model, base)
-                    for k, d in dirs.items():
-                        cos[k][o].append(cosine(delta, d))
-            diff = [x - y for x, y in zip(rates["harmful"], rates["helpful"])]
-            emerges = (mean_ci([x - b for x in rates["harmful"]])[1] > 0
-                       and mean_ci(diff)[1] > 0)
+            for s, o, model in teachers(store, cfg, vocab, entry, seeds):
+                rates[o].append(harmful(model, cfg, vocab, s))
+                delta = steer_delta(model, base)
+                for k, d in dirs.items():
+                    cos[k][o].append(cosine(delta, d))
+            diff, emerges = emergence(rates, b)
             gap = {k: [t - c for t, c in zip(v["harmful"], v["helpful"])] for k, v in cos.items()}
             for k in dirs:
                 per_base[k].append(float(np.mean(gap[k])))
