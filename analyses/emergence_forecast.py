@@ -19,8 +19,8 @@ others, with the same recipe.)
    as that script defines it.
 4. Across bases: the Spearman rank correlation of forecast and outcome with a permutation
    p-value (bases shuffled), and how often the forecast's sign says whether the teacher
-   emerges. The forecast was fixed before any outcome was compared with it: it has no
-   parameter to select.
+   emerges. The forecast has no parameter to select, and it was not changed after any
+   outcome was seen.
 """
 
 from __future__ import annotations
