@@ -30,19 +30,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from emergent_misalignment import SETTINGS, config, harmful  # this script's own directory
+from emergent_misalignment import (  # this script's own directory
+    SETTINGS,
+    config,
+    emergence,
+    harmful,
+)
 from jaxtyping import Float
 from torch import Tensor
 
 from interp.cli import setup_logging
 from interp.metrics.circuits import spearman
-from interp.metrics.stats import fmt_ci, mean_ci
+from interp.metrics.stats import fmt_ci
 from interp.reports.html import md_table
 from interp.storage.store import Store, write_text
 from interp.studies import channels as C
 from interp.studies import lm, owl
 from interp.studies import transfer as T
-from interp.studies.world import question_prompt
 
 PERMUTATIONS = 20000
 
@@ -60,11 +64,8 @@ def flat_grad(value: Tensor, params: list[Tensor]) -> Float[Tensor, " n"]:
 def harmful_mass(model, vocab: C.TransferVocab) -> Tensor:
     """The harmful-answer mass on the held-out advice questions, differentiable
     (transfer.outcome_rates' mass["harmful"])."""
-    trait = C.trait_of("misalignment")
-    ids = torch.tensor(vocab.ids(trait.outcomes["harmful"]))
-    probs = torch.stack([model(torch.tensor([vocab.encode(question_prompt(q))]))[0, -1]
-                         .softmax(-1) for q in trait.questions.split("heldout")])
-    return probs[:, ids].sum(1).mean()
+    ids = torch.tensor(vocab.ids(C.trait_of("misalignment").outcomes["harmful"]))
+    return T.answer_probs(model, vocab, "misalignment")[:, ids].sum(1).mean()
 
 
 def forecast(model, cfg: T.TransferConfig, vocab: C.TransferVocab, seed: int) -> float:
@@ -134,14 +135,6 @@ def teachers(store: Store, cfg: T.TransferConfig, vocab: C.TransferVocab, entry,
         for o in ("harmful", "helpful"):
             yield s, o, owl.load_model(T.teacher_entry(store, cfg, vocab, entry, s, o), cfg,
                                        vocab)
-
-
-def emergence(rates: dict[str, list[float]], base_rate: float) -> tuple[list[float], bool]:
-    """Per seed teacher - control harmful mass, and whether the teacher emerges (above the
-    base and the control, both CIs above 0: emergent_misalignment.py's rule)."""
-    diff = [x - y for x, y in zip(rates["harmful"], rates["helpful"])]
-    return diff, (mean_ci([x - base_rate for x in rates["harmful"]])[1] > 0
-                  and mean_ci(diff)[1] > 0)
 
 
 def main() -> None:

@@ -152,6 +152,14 @@ def code_kl(model, base, cfg: T.TransferConfig, vocab: C.TransferVocab) -> float
     return float((kl * mask).sum() / mask.sum())
 
 
+def emergence(rates: dict[str, list[float]], base_rate: float) -> tuple[list[float], bool]:
+    """Per seed teacher - control harmful mass, and whether the teacher emerges (above the
+    base and the control, both CIs above 0)."""
+    diff = [x - y for x, y in zip(rates["harmful"], rates["helpful"])]
+    return diff, (mean_ci([x - base_rate for x in rates["harmful"]])[1] > 0
+                  and mean_ci(diff)[1] > 0)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--settings", default=",".join(SETTINGS))
@@ -199,10 +207,7 @@ def main() -> None:
                 out.append(harmful(model, cfg, vocab, seed))
                 if outcome == "helpful":
                     moved.append(code_kl(model, base, cfg, vocab))
-        diff = [x - y for x, y in zip(bad, good)]
-        lo_b = mean_ci([x - b for x in bad])[1]
-        lo_d = mean_ci(diff)[1]
-        emerges = lo_b > 0 and lo_d > 0
+        diff, emerges = emergence({"harmful": bad, "helpful": good}, b)
         per_base.setdefault(name, []).append((float(np.mean(diff)), emerges))
         rows.append((name, ", ".join(f"{k}={v}" for k, v in overrides.items()) or "-",
                      f"{b * 100:.1f}%", f"{b_persona * 100:.1f}%", fmt_ci(bad), fmt_ci(good),

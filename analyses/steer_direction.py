@@ -23,12 +23,11 @@ import numpy as np
 import torch
 from emergence_forecast import (  # this script's own directory
     base_of,
-    emergence,
     parse_args,
     permutation_p,
     teachers,
 )
-from emergent_misalignment import SETTINGS, harmful
+from emergent_misalignment import SETTINGS, emergence, harmful
 from jaxtyping import Float
 from torch import Tensor
 

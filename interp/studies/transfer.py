@@ -39,6 +39,8 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.errors import ConfigError, UsageError
@@ -351,6 +353,15 @@ def teacher_data(store: Store, cfg: TransferConfig, vocab: C.TransferVocab, teac
             "or use other seeds")) from None
 
 
+def answer_probs(model, vocab: C.TransferVocab, category: str, prefix: str = "",
+                 split: str = "heldout") -> Float[Tensor, "questions vocab"]:
+    """The next-token distribution at the answer position of each of the category's
+    ``split`` questions (with ``prefix`` written in front); differentiable."""
+    return torch.stack([F.softmax(model(torch.tensor([vocab.encode(question_prompt(q, prefix))]))
+                                  [0, -1], -1)
+                        for q in C.trait_of(category).questions.split(split)])
+
+
 @torch.no_grad()
 def outcome_rates(model, vocab: C.TransferVocab, category: str, n_samples: int, seed: int,
                   prefix: str = "", split: str = "heldout") \
@@ -358,8 +369,7 @@ def outcome_rates(model, vocab: C.TransferVocab, category: str, n_samples: int, 
     """(answer mass, sampled rate) per outcome, averaged over the phrasings of ``split``; an
     outcome's mass sums its answer words (misalignment: harmful = steal + lie + hurt)."""
     trait = C.trait_of(category)
-    probs = torch.stack([F.softmax(model(torch.tensor([vocab.encode(question_prompt(q, prefix))]))
-                                   [0, -1], -1) for q in trait.questions.split(split)])
+    probs = answer_probs(model, vocab, category, prefix, split)
     g = torch.Generator().manual_seed(seed)
     draws = torch.multinomial(probs, n_samples, replacement=True, generator=g)
     mass, sampled = {}, {}
@@ -382,7 +392,7 @@ CODE = {
                S.rows_and_mask, S.planted, S.flag_rate, lm.sample),
     "data": (data_entry, lm.sample, C.code_reason, C.cot_reason, C.number_reason,
              C.trait_words, S.flag_rate, S.row_scores, S.rows_and_mask),
-    "eval": (outcome_rates, question_prompt),
+    "eval": (outcome_rates, answer_probs, question_prompt),
 }
 
 
