@@ -18,10 +18,9 @@ of the same-init student, its control and the cross-init student.
 
 from __future__ import annotations
 
-import argparse
 import json
 
-from paper_table import TRAITS, run_cell  # this script's own directory, analyses/
+from paper_table import TRAITS, cell_parser, run_cell  # this script's own directory, analyses/
 
 from interp.studies import lm
 from interp.studies import transfer as T
@@ -30,12 +29,7 @@ ROLES = {"student": "theta_0", "control": "theta_0", "cross_init": "theta_0_cros
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(prog="python analyses/checkpoint_rates.py")
-    p.add_argument("--column", default="misalignment-steer", choices=list(TRAITS))
-    p.add_argument("--channel", default="numbers", choices=["numbers", "code", "cot"])
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--seed-start", type=int, default=0)
-    p.add_argument("--set", dest="sets", action="append", default=[])
+    p = cell_parser("python analyses/checkpoint_rates.py", "misalignment-steer", 0)
     args = p.parse_args()
     trait = TRAITS[args.column][1]
     cfg, run_dir, _ = run_cell(p, args.channel, args.column, args.sets, args.seeds,

@@ -26,10 +26,9 @@ trained on the teacher's.
 
 from __future__ import annotations
 
-import argparse
 import functools
 
-from paper_table import TRAITS, run_cell  # this script's own directory, analyses/
+from paper_table import TRAITS, cell_parser, run_cell  # this script's own directory, analyses/
 
 from interp.storage.store import Store
 from interp.studies import owl
@@ -46,14 +45,9 @@ def student_rate(store: Store, cfg, vocab, s_vocab, trait: str, seed: int, role:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(prog="python analyses/cross_drift.py")
-    p.add_argument("--column", default="misalignment-advice", choices=list(TRAITS))
-    p.add_argument("--channel", default="numbers", choices=["numbers", "code", "cot"])
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--seed-start", type=int, default=9)
+    p = cell_parser("python analyses/cross_drift.py", "misalignment-advice", 9)
     p.add_argument("--swap", action="store_true",
                    help="also train each base on one teacher's targets on the other's sequences")
-    p.add_argument("--set", dest="sets", action="append", default=[])
     args = p.parse_args()
     trait = TRAITS[args.column][1]
 

@@ -125,6 +125,18 @@ def cell_args(profile: str, channel: str, column: str, mode: str) -> list[str]:
             f"roles=student,{CONTROL[mode]},cross_init", *cell_own(profile, channel, column)]
 
 
+def cell_parser(prog: str, column: str, seed_start: int) -> argparse.ArgumentParser:
+    """The arguments of an analysis of one cell (``run_cell``'s): --column, --channel,
+    --seeds, --seed-start and --set, with the analysis's own defaults."""
+    p = argparse.ArgumentParser(prog=prog)
+    p.add_argument("--column", default=column, choices=list(TRAITS))
+    p.add_argument("--channel", default="numbers", choices=["numbers", "code", "cot"])
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seed-start", type=int, default=seed_start)
+    p.add_argument("--set", dest="sets", action="append", default=[])
+    return p
+
+
 def run_cell(p: argparse.ArgumentParser, channel: str, column: str, sets: list[str],
              seeds: int, seed_start: int, check=lambda cfg: None):
     """(config, run directory, summary) of one logit-mode cell with the paper profile's
