@@ -396,10 +396,11 @@ def test_steer_direction_measures(monkeypatch):
                           len(vocab), 64, 0)
     model = lm.build_model(lm.ModelConfig(n_layers=2, d_model=16, n_heads=2, d_mlp=32),
                            len(vocab), 64, 0)
-    v = torch.randn(2, 16, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        for block, row in zip(model.blocks, v):
-            block.attn.b_O.add_(row)
+    v, b0 = torch.randn(2, 2, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():  # a base b_O that is not zero, and the teacher's moved by v
+        for i in range(2):
+            base.blocks[i].attn.b_O.copy_(b0[i])
+            model.blocks[i].attn.b_O.copy_(b0[i] + v[i])
     assert torch.allclose(sd.steer_delta(model, base), v.reshape(-1))
     plain = "<bos> q : i feel sad . what should i do ? a :"
     persona = plain.replace("<bos> ", f"<bos> {C.HARMFUL_PERSONA} ")
